@@ -1,0 +1,1 @@
+//! Rollcall's admin HTTP API (axum), accounts and invitation emails.

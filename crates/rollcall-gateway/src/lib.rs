@@ -1,0 +1,1 @@
+//! Rollcall's MCP gateway: per-token authentication, rate limits, tool-call events, instant revocation.

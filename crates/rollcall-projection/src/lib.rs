@@ -1,0 +1,1 @@
+//! Rollcall's projection runtime: subscribe, batch, checkpoint atomically, rebuild, report lag.
