@@ -1,1 +1,224 @@
-fn main() {}
+//! `rollcall-bench`: measures the event store on realistic `ToolCalled` traffic.
+//!
+//! - `append`: durable appends from many tasks with group commit, the naive one-fsync-per-append
+//!   baseline and the disk's own sequential fsync limit, all in one run.
+//! - `replay`: reads and decodes the whole log from position 0.
+
+mod append;
+mod replay;
+mod workload;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use rollcall_store::{EmbeddedLog, EmbeddedOptions, SyncPolicy};
+use serde_json::json;
+
+/// Benchmarks of Rollcall's event store.
+#[derive(Parser)]
+#[command(name = "rollcall-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Durable append throughput: group commit vs one fsync per append vs the disk's limit.
+    Append(AppendArgs),
+    /// Full replay: read and decode every event from position 0.
+    Replay(ReplayArgs),
+}
+
+#[derive(Args)]
+struct Common {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Where the benchmark logs go (a fresh folder under the system temp dir by default).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct AppendArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Events appended with group commit.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Concurrent appending tasks.
+    #[arg(long, default_value_t = 256)]
+    tasks: usize,
+    /// Events appended by the naive one-fsync-per-append baseline (it is a rate: fewer is fine).
+    #[arg(long, default_value_t = 20_000)]
+    naive_events: u64,
+    /// Token streams the events are spread over.
+    #[arg(long, default_value_t = 1000)]
+    streams: usize,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Events in the log to replay (written first unless the log already has them).
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Decoding threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Append(args) => append(args).await,
+            Command::Replay(args) => replay(args).await,
+        }
+    })
+}
+
+fn base_dir(common: &Common) -> PathBuf {
+    common
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("rollcall-bench-{}", std::process::id())))
+}
+
+/// A fresh, empty folder for one run.
+fn fresh(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("clear {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir)?;
+    Ok(())
+}
+
+const MB: f64 = 1_000_000.0;
+
+async fn append(args: AppendArgs) -> anyhow::Result<()> {
+    let base = base_dir(&args.common);
+    let tokens = Arc::new(workload::token_streams(args.streams));
+
+    let group_dir = base.join("append-group");
+    fresh(&group_dir)?;
+    let log = Arc::new(EmbeddedLog::open(&group_dir, EmbeddedOptions::default()).await?);
+    let group = append::run_append(log.clone(), tokens.clone(), args.events, args.tasks).await?;
+    close(log).await?;
+    let log_bytes = append::dir_bytes(&group_dir)?;
+    let bytes_per_event = log_bytes as f64 / group.events as f64;
+
+    let naive_dir = base.join("append-naive");
+    fresh(&naive_dir)?;
+    let naive_options = EmbeddedOptions { sync: SyncPolicy::EveryAppend, ..EmbeddedOptions::default() };
+    let log = Arc::new(EmbeddedLog::open(&naive_dir, naive_options).await?);
+    let naive = append::run_append(log.clone(), tokens.clone(), args.naive_events, args.tasks).await?;
+    close(log).await?;
+
+    let disk_bytes = log_bytes.min(512 * 1024 * 1024);
+    let disk_dir = base.clone();
+    let disk_bytes_per_s =
+        tokio::task::spawn_blocking(move || append::disk_limit_bytes_per_s(&disk_dir, disk_bytes)).await??;
+    let disk_events_per_s = disk_bytes_per_s / bytes_per_event;
+
+    if args.common.data_dir.is_none() {
+        std::fs::remove_dir_all(&base)?;
+    }
+    let events_per_s = group.events_per_s();
+    let mb_per_s = events_per_s * bytes_per_event / MB;
+    let report = json!({
+        "events": group.events,
+        "tasks": args.tasks,
+        "streams": args.streams,
+        "elapsed_s": group.elapsed.as_secs_f64(),
+        "events_per_s": events_per_s.round(),
+        "mb_per_s": round2(mb_per_s),
+        "payload_mb_per_s": round2(group.payload_bytes as f64 / group.elapsed.as_secs_f64() / MB),
+        "log_bytes_per_event": round2(bytes_per_event),
+        "naive_events": naive.events,
+        "naive_events_per_s": naive.events_per_s().round(),
+        "disk_limit_mb_per_s": round2(disk_bytes_per_s / MB),
+        "disk_limit_events_per_s": disk_events_per_s.round(),
+        "group_commit_vs_naive": round2(events_per_s / naive.events_per_s()),
+        "group_commit_vs_disk_limit": round2(events_per_s / disk_events_per_s),
+    });
+    if args.common.json {
+        println!("{report}");
+    } else {
+        println!(
+            "group commit: {:.0} durable events/s ({:.1} MB/s) from {} tasks\nnaive (one fsync per append): {:.0} events/s\ndisk limit (fdatasync per 256 KiB): {:.1} MB/s = {:.0} events/s\ngroup commit is {:.1}x naive and {:.2}x the disk limit",
+            events_per_s,
+            mb_per_s,
+            args.tasks,
+            naive.events_per_s(),
+            disk_bytes_per_s / MB,
+            disk_events_per_s,
+            events_per_s / naive.events_per_s(),
+            events_per_s / disk_events_per_s,
+        );
+    }
+    Ok(())
+}
+
+async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let dir = base_dir(&args.common).join(format!("replay-{}", args.events));
+    let tokens = Arc::new(workload::token_streams(1000));
+    let log = Arc::new(EmbeddedLog::open(&dir, EmbeddedOptions::default()).await?);
+    replay::fill(log.clone(), tokens, args.events).await?;
+    close(log).await?;
+
+    let started = Instant::now();
+    let log = EmbeddedLog::open(&dir, EmbeddedOptions::default()).await?;
+    let open = started.elapsed();
+    let threads = args.threads;
+    let log = Arc::new(log);
+    let parallel = {
+        let log = log.clone();
+        tokio::task::spawn_blocking(move || replay::replay_parallel(&log, threads)).await??
+    };
+    let sequential = replay::replay_read_all(&*log).await?;
+    anyhow::ensure!(parallel.events == sequential.events, "both replays see the same events");
+    close(log).await?;
+
+    let events_per_s = parallel.events as f64 / parallel.elapsed.as_secs_f64();
+    let report = json!({
+        "events": parallel.events,
+        "threads": threads,
+        "open_ms": open.as_millis(),
+        "elapsed_s": parallel.elapsed.as_secs_f64(),
+        "events_per_s": events_per_s.round(),
+        "payload_mb_per_s": round2(parallel.payload_bytes as f64 / parallel.elapsed.as_secs_f64() / MB),
+        "read_all_events_per_s": (sequential.events as f64 / sequential.elapsed.as_secs_f64()).round(),
+        "data_dir": dir,
+    });
+    if args.common.json {
+        println!("{report}");
+    } else {
+        println!(
+            "replayed {} events in {:.2} s: {:.0} events/s on {} threads (read_all on one task: {:.0} events/s); opening the log took {} ms",
+            parallel.events,
+            parallel.elapsed.as_secs_f64(),
+            events_per_s,
+            threads,
+            sequential.events as f64 / sequential.elapsed.as_secs_f64(),
+            open.as_millis()
+        );
+    }
+    Ok(())
+}
+
+async fn close(log: Arc<EmbeddedLog>) -> anyhow::Result<()> {
+    let log = Arc::try_unwrap(log).map_err(|_| anyhow::anyhow!("the log is still shared"))?;
+    log.close().await;
+    Ok(())
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}

@@ -36,7 +36,9 @@ pub enum StoreError {
     #[error("the event store is overloaded ({0}): retry shortly")]
     Overloaded(String),
     /// The log is corrupt; it names where.
-    #[error("corrupt log in {segment} at offset {offset}: {reason}; run `rollcall store inspect` and `rollcall store repair` (the repair copies the good prefix aside and deletes nothing)")]
+    #[error(
+        "corrupt log in {segment} at offset {offset}: {reason}; run `rollcall store inspect` and `rollcall store repair` (the repair copies the good prefix aside and deletes nothing)"
+    )]
     Corrupt {
         /// Segment file.
         segment: String,

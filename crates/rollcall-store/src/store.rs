@@ -47,8 +47,7 @@ impl EventFilter {
 
     /// Whether an event passes the filter.
     pub fn matches(&self, stream: &str, event_type: &str) -> bool {
-        (self.stream_prefixes.is_empty()
-            || self.stream_prefixes.iter().any(|p| stream.starts_with(p.as_str())))
+        (self.stream_prefixes.is_empty() || self.stream_prefixes.iter().any(|p| stream.starts_with(p.as_str())))
             && (self.event_types.is_empty() || self.event_types.iter().any(|t| t == event_type))
     }
 }
