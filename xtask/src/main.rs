@@ -44,7 +44,10 @@ fn services() -> Result<()> {
     let mut apt_updated = false;
     ensure_redis(&mut apt_updated)?;
     ensure_postgres(&mut apt_updated)?;
-    ensure_debian_package("python3-aiosmtpd", "/usr/lib/python3/dist-packages/aiosmtpd", &mut apt_updated)?;
+    // The end-to-end tests receive invitation emails with aiosmtpd (run by Debian's python3)
+    // and move a server's clock forward with libfaketime to see invitations expire.
+    ensure_debian_package("python3-aiosmtpd", &mut apt_updated)?;
+    ensure_debian_package("libfaketime", &mut apt_updated)?;
     Ok(())
 }
 
@@ -52,7 +55,7 @@ fn ensure_redis(apt_updated: &mut bool) -> Result<()> {
     if reachable("127.0.0.1:6379") {
         return Ok(());
     }
-    ensure_debian_package("redis-server", "/usr/bin/redis-server", apt_updated)?;
+    ensure_debian_package("redis-server", apt_updated)?;
     eprintln!("xtask: starting redis-server on 127.0.0.1:6379");
     run(Command::new("redis-server").args([
         "--daemonize",
@@ -71,7 +74,7 @@ fn ensure_redis(apt_updated: &mut bool) -> Result<()> {
 
 fn ensure_postgres(apt_updated: &mut bool) -> Result<()> {
     if !reachable("127.0.0.1:5432") {
-        ensure_debian_package("postgresql", "/usr/bin/pg_ctlcluster", apt_updated)?;
+        ensure_debian_package("postgresql", apt_updated)?;
         let versions = std::fs::read_dir("/etc/postgresql").context("no PostgreSQL cluster in /etc/postgresql")?;
         let version = versions
             .filter_map(|e| e.ok())
@@ -107,8 +110,12 @@ fn trust_local_connections(version: &str) -> Result<()> {
     Ok(())
 }
 
-fn ensure_debian_package(package: &str, marker: &str, apt_updated: &mut bool) -> Result<()> {
-    if std::path::Path::new(marker).exists() {
+fn ensure_debian_package(package: &str, apt_updated: &mut bool) -> Result<()> {
+    let installed = Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"));
+    if installed {
         return Ok(());
     }
     eprintln!("xtask: installing {package}");

@@ -5,6 +5,7 @@
 //! - `replay`: reads and decodes the whole log from position 0.
 
 mod append;
+mod projections;
 mod replay;
 mod workload;
 
@@ -71,6 +72,10 @@ struct ReplayArgs {
     /// Decoding threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Rebuild the member list, the token view and the analytics instead (in process and into
+    /// Redis at `REDIS_URL`), beside a bare read of the same log.
+    #[arg(long)]
+    projections: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -167,6 +172,16 @@ async fn append(args: AppendArgs) -> anyhow::Result<()> {
 }
 
 async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    if args.projections {
+        let options = projections::ProjectionsArgs {
+            events: args.events,
+            data_dir: args.common.data_dir.clone(),
+            ..Default::default()
+        };
+        let report = projections::run(&options).await?;
+        println!("{}", if args.common.json { report.to_string() } else { serde_json::to_string_pretty(&report)? });
+        return Ok(());
+    }
     let dir = base_dir(&args.common).join(format!("replay-{}", args.events));
     let tokens = Arc::new(workload::token_streams(1000));
     let log = Arc::new(EmbeddedLog::open(&dir, EmbeddedOptions::default()).await?);

@@ -1,0 +1,6 @@
+//! Integration tests of the projection runtime, across the three projections.
+
+mod laws;
+mod lost;
+mod projector;
+mod support;

@@ -1,0 +1,4 @@
+//! Integration tests of the analytics projection.
+
+mod crash;
+mod queries;

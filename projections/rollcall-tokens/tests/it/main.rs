@@ -1,0 +1,3 @@
+//! Integration tests of the token-validity projection.
+
+mod check;
