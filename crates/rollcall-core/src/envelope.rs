@@ -11,14 +11,15 @@ use uuid::Uuid;
 
 /// A position in the global order of the log (the `$all` stream).
 ///
-/// Ordered and opaque to callers. The embedded and PostgreSQL backends use one sequence number
-/// for both halves; KurrentDB uses its commit and prepare positions. Subscriptions start
-/// *after* a position (exclusive), as KurrentDB's do.
+/// Ordered and opaque to callers: keep both halves when checkpointing. The embedded log uses one
+/// sequence number for both; PostgreSQL uses the writing transaction's id (`xid8`) and the row's
+/// sequence number, the order in which commits become visible; KurrentDB uses its commit and
+/// prepare positions. Subscriptions start *after* a position (exclusive), as KurrentDB's do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
 pub struct Position {
-    /// Commit position (for single-sequence backends, the global sequence number, from 1).
+    /// Commit position (the embedded log: the global sequence number, from 1).
     pub commit: u64,
-    /// Prepare position (for single-sequence backends, equal to `commit`).
+    /// Prepare position (the embedded log: equal to `commit`).
     pub prepare: u64,
 }
 
