@@ -1,14 +1,17 @@
 //! End-to-end tests: `rollcall serve` on a temporary data directory, and the `rollcall` CLI
-//! driving it as real processes.
+//! driving it as real processes; and the split deployment (`rollcall api`, `gateway`,
+//! `project`) over PostgreSQL and Redis; and the MCP gateway in both, with real MCP clients.
 //!
 //! Each test starts its own server on a free port, so the tests run in parallel.
 
 mod email;
 mod flows;
+mod gateway;
 mod persistence;
 mod redis;
 mod seats;
 mod secrets;
+mod split;
 
 use serde_json::Value;
 

@@ -1,5 +1,5 @@
 //! What the end-to-end tests share: the `rollcall` binary, a running `rollcall serve`,
-//! users driving the CLI against it, and a real SMTP server.
+//! users driving the CLI against it, a real SMTP server, and MCP clients and servers.
 //!
 //! The binary is built once per test run with `cargo build -p rollcall-cli`, into the same
 //! target directory and profile as the test executable, so `cargo test -p rollcall-e2e` (or
@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tempfile::TempDir;
+
+pub mod mcp;
+pub mod split;
 
 /// Longest wait for a server to answer `/healthz`.
 const READY_TIMEOUT_MS: u64 = 60_000;
@@ -295,6 +298,19 @@ pub struct User {
 }
 
 impl User {
+    /// A person, not signed up yet, talking to the API at `server_url` (a `rollcall api` or
+    /// `rollcall serve` that this crate did not start).
+    pub fn at(server_url: &str, email: &str) -> User {
+        let config = tempfile::Builder::new().prefix("rollcall-e2e-config-").tempdir().expect("temp dir");
+        User {
+            server_url: server_url.to_owned(),
+            email: email.to_owned(),
+            password: format!("pw-{}", uuid::Uuid::new_v4().simple()),
+            config,
+            secrets: Arc::default(),
+        }
+    }
+
     /// `rollcall ARGS` as this user: the server and configuration folder are set, nothing else.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(rollcall_bin());
@@ -695,6 +711,17 @@ impl Redis {
     /// `HGET key field`.
     pub fn hget(&self, key: &str, field: &str) -> Option<String> {
         let reply = self.try_command(&["HGET", key, field]).expect("redis answers");
+        let (head, body) = reply.split_once("\r\n")?;
+        match head {
+            "$-1" => None,
+            _ if head.starts_with('$') => Some(body.trim_end_matches("\r\n").to_owned()),
+            _ => panic!("unexpected Redis reply: {reply}"),
+        }
+    }
+
+    /// `GET key`.
+    pub fn get(&self, key: &str) -> Option<String> {
+        let reply = self.try_command(&["GET", key]).expect("redis answers");
         let (head, body) = reply.split_once("\r\n")?;
         match head {
             "$-1" => None,

@@ -22,5 +22,5 @@ pub use error::ApiError;
 pub use http::router;
 pub use mail::{Delivery, MailTransport, Mailer, RetryPolicy};
 pub use password::PasswordParams;
-pub use server::{ServeConfig, Server, run};
+pub use server::{ProjectorMode, Runtime, ServeConfig, Server, run};
 pub use service::{Service, ServiceConfig};

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use chrono::Utc;
+use futures::future::BoxFuture;
 use rollcall_analytics::{InProcessAnalytics, RedisAnalytics};
 use rollcall_projection::{Projector, ProjectorConfig, ProjectorHandle, connect_redis};
 use rollcall_store::{EmbeddedLog, EmbeddedOptions, EventStore};
@@ -24,13 +25,29 @@ use crate::follow::Follower;
 use crate::mail::{MailTransport, Mailer, RetryPolicy};
 use crate::password::{PasswordHashing, PasswordParams};
 use crate::service::{Service, ServiceConfig, ServiceParts};
-use crate::views::{AnalyticsUsage, ProjectorWatch};
+use crate::views::{AnalyticsUsage, ProjectionWatch, ProjectorWatch, RedisCheckpointWatch};
+
+/// The token validity projection's name.
+const TOKENS: &str = "tokens";
+/// The analytics projection's name.
+const ANALYTICS: &str = "analytics";
 
 /// Pending invitations the expiry sweep records per round at most.
 pub const SWEEP_INVITATIONS_MAX: usize = 500;
 
 /// Builds extra routes (e.g. the gateway's) once the server's parts are running.
-pub type RouterHook = Box<dyn FnOnce(&Runtime) -> anyhow::Result<Router> + Send>;
+pub type RouterHook = Box<dyn FnOnce(Runtime) -> BoxFuture<'static, anyhow::Result<Router>> + Send>;
+
+/// Who runs the token and analytics projectors.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProjectorMode {
+    /// This process runs them (in process, or into `redis_url`): `rollcall serve`.
+    #[default]
+    Own,
+    /// Another process (`rollcall project`) writes them into `redis_url`; this process only
+    /// reads them and follows their checkpoints in Redis: `rollcall api`. Needs `redis_url`.
+    ReadOnly,
+}
 
 /// Everything `rollcall serve` and `rollcall api` configure.
 pub struct ServeConfig {
@@ -62,6 +79,8 @@ pub struct ServeConfig {
     pub projector: ProjectorConfig,
     /// Extra routes served on the same listener (the gateway), built from the running parts.
     pub extra_routes: Vec<RouterHook>,
+    /// Whether this process runs the token and analytics projectors or only reads them.
+    pub projectors: ProjectorMode,
 }
 
 impl Default for ServeConfig {
@@ -81,11 +100,13 @@ impl Default for ServeConfig {
             expiry_sweep_interval_ms: 60_000,
             projector: ProjectorConfig::default(),
             extra_routes: Vec::new(),
+            projectors: ProjectorMode::Own,
         }
     }
 }
 
 /// The running parts, for extensions that serve beside the API (the gateway).
+#[derive(Clone)]
 pub struct Runtime {
     /// The event store.
     pub store: Arc<dyn EventStore>,
@@ -95,7 +116,8 @@ pub struct Runtime {
     pub redis_url: Option<String>,
     /// Redis key prefix.
     pub redis_prefix: String,
-    /// Every projector, by projection name (`members`, `tokens`, `analytics`).
+    /// Every projector this process runs, by projection name (`members`, `tokens`,
+    /// `analytics`; only `members` with [`ProjectorMode::ReadOnly`]).
     pub projectors: HashMap<String, ProjectorHandle>,
     /// In-process read models by projection name, to downcast: `tokens` is an
     /// `rollcall_tokens::InProcessTokens` (absent with Redis), `analytics` an
@@ -132,7 +154,11 @@ impl Server {
             expiry_sweep_interval_ms,
             projector,
             extra_routes,
+            projectors: mode,
         } = config;
+        if mode == ProjectorMode::ReadOnly && redis_url.is_none() {
+            anyhow::bail!("reading the projections written by `rollcall project` needs their redis: pass --redis URL");
+        }
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
         let (store, embedded) = match store {
@@ -154,28 +180,40 @@ impl Server {
         let members = rollcall_members::Members::new();
         projectors.insert("members".to_owned(), spawn(members.projection()));
         views.insert("members".into(), Arc::new(members));
-        let analytics_view: Arc<dyn rollcall_analytics::AnalyticsView> = match &redis_url {
-            Some(url) => {
+        let watch = |handle: &ProjectorHandle| -> Arc<dyn ProjectionWatch> {
+            Arc::new(ProjectorWatch { handle: handle.clone(), caught_up_at: head })
+        };
+        let (tokens_watch, usage): (Arc<dyn ProjectionWatch>, Arc<AnalyticsUsage>) = match (&redis_url, mode) {
+            (Some(url), ProjectorMode::ReadOnly) => {
+                let conn = connect_redis(url).await.with_context(|| format!("cannot connect to Redis at {url}"))?;
+                let tokens = RedisCheckpointWatch::spawn(conn.clone(), &redis_prefix, TOKENS, head);
+                let analytics_watch = RedisCheckpointWatch::spawn(conn.clone(), &redis_prefix, ANALYTICS, head);
+                let analytics = RedisAnalytics::new(conn, &redis_prefix);
+                (
+                    Arc::new(tokens),
+                    Arc::new(AnalyticsUsage { view: Arc::new(analytics), watch: Arc::new(analytics_watch) }),
+                )
+            }
+            (Some(url), ProjectorMode::Own) => {
                 let conn = connect_redis(url).await.with_context(|| format!("cannot connect to Redis at {url}"))?;
                 let tokens = RedisTokens::new(conn.clone(), &redis_prefix);
-                projectors.insert("tokens".into(), spawn(Arc::new(tokens)));
+                projectors.insert(TOKENS.into(), spawn(Arc::new(tokens)));
                 let analytics = RedisAnalytics::new(conn, &redis_prefix);
-                projectors.insert("analytics".into(), spawn(Arc::new(analytics.clone())));
-                Arc::new(analytics)
+                projectors.insert(ANALYTICS.into(), spawn(Arc::new(analytics.clone())));
+                let usage = AnalyticsUsage { view: Arc::new(analytics), watch: watch(&projectors[ANALYTICS]) };
+                (watch(&projectors[TOKENS]), Arc::new(usage))
             }
-            None => {
+            (None, _) => {
                 let tokens = InProcessTokens::new();
-                projectors.insert("tokens".into(), spawn(tokens.projection()));
-                views.insert("tokens".into(), Arc::new(tokens));
+                projectors.insert(TOKENS.into(), spawn(tokens.projection()));
+                views.insert(TOKENS.into(), Arc::new(tokens));
                 let analytics = InProcessAnalytics::new();
-                projectors.insert("analytics".into(), spawn(analytics.projection()));
-                views.insert("analytics".into(), Arc::new(analytics.clone()));
-                Arc::new(analytics)
+                projectors.insert(ANALYTICS.into(), spawn(analytics.projection()));
+                views.insert(ANALYTICS.into(), Arc::new(analytics.clone()));
+                let usage = AnalyticsUsage { view: Arc::new(analytics), watch: watch(&projectors[ANALYTICS]) };
+                (watch(&projectors[TOKENS]), Arc::new(usage))
             }
         };
-        let watch = |name: &str| ProjectorWatch { handle: projectors[name].clone(), caught_up_at: head };
-        let tokens_watch = Arc::new(watch("tokens"));
-        let usage = Arc::new(AnalyticsUsage { view: analytics_view, watch: watch("analytics") });
 
         let directory = Arc::new(Directory::new());
         let (directory_follower, directory_task) = Follower::spawn(store.clone(), directory.clone(), "accounts")
@@ -216,7 +254,7 @@ impl Server {
         };
         let mut app = crate::http::router(service.clone());
         for hook in extra_routes {
-            app = app.merge(hook(&runtime)?);
+            app = app.merge(hook(runtime.clone()).await?);
         }
         drop(runtime);
 

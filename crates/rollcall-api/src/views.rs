@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rollcall_analytics::AnalyticsView;
 use rollcall_core::envelope::Position;
-use rollcall_projection::ProjectorHandle;
+use rollcall_projection::{ProjectorHandle, parse_position};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -73,8 +73,9 @@ pub trait UsageView: Send + Sync + 'static {
 pub struct AnalyticsUsage {
     /// The analytics read model.
     pub view: Arc<dyn AnalyticsView>,
-    /// Its projector.
-    pub watch: ProjectorWatch,
+    /// How far it has got: its projector here, or its checkpoint in Redis when another
+    /// process projects.
+    pub watch: Arc<dyn ProjectionWatch>,
 }
 
 #[async_trait]
@@ -94,5 +95,92 @@ impl UsageView for AnalyticsUsage {
     }
     fn is_caught_up(&self) -> bool {
         self.watch.is_caught_up()
+    }
+}
+
+/// How often a wait on a Redis checkpoint looks again.
+pub const CHECKPOINT_POLL_INTERVAL_MS: u64 = 5;
+/// How often the readiness of a Redis checkpoint is looked at until it is caught up.
+pub const READINESS_POLL_INTERVAL_MS: u64 = 200;
+
+/// A projection written by another process (`rollcall project`), followed through its
+/// checkpoint in Redis, `{P}checkpoint:<name>`.
+pub struct RedisCheckpointWatch {
+    conn: redis::aio::ConnectionManager,
+    key: String,
+    caught_up: Arc<std::sync::atomic::AtomicBool>,
+    _poller: AbortOnDrop,
+}
+
+impl RedisCheckpointWatch {
+    /// Follows `{prefix}checkpoint:{name}`; it counts as caught up once it reaches `head`.
+    pub fn spawn(
+        conn: redis::aio::ConnectionManager,
+        prefix: &str,
+        name: &str,
+        head: Position,
+    ) -> RedisCheckpointWatch {
+        let key = format!("{prefix}checkpoint:{name}");
+        let caught_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let poller = tokio::spawn({
+            let (conn, key, caught_up) = (conn.clone(), key.clone(), caught_up.clone());
+            async move {
+                loop {
+                    if read_checkpoint(&conn, &key).await.is_some_and(|c| c >= head) {
+                        caught_up.store(true, std::sync::atomic::Ordering::Release);
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(READINESS_POLL_INTERVAL_MS)).await;
+                }
+            }
+        });
+        RedisCheckpointWatch { conn, key, caught_up, _poller: AbortOnDrop(poller) }
+    }
+
+    /// The checkpoint now; `None` when absent (not built, lost) or Redis cannot be read.
+    pub async fn checkpoint(&self) -> Option<Position> {
+        read_checkpoint(&self.conn, &self.key).await
+    }
+}
+
+#[async_trait]
+impl ProjectionWatch for RedisCheckpointWatch {
+    async fn wait_for(&self, position: Position, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.checkpoint().await.is_some_and(|c| c >= position) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep_until(
+                deadline.min(tokio::time::Instant::now() + Duration::from_millis(CHECKPOINT_POLL_INTERVAL_MS)),
+            )
+            .await;
+        }
+    }
+    fn is_caught_up(&self) -> bool {
+        self.caught_up.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+async fn read_checkpoint(conn: &redis::aio::ConnectionManager, key: &str) -> Option<Position> {
+    let value: Option<String> = match redis::cmd("GET").arg(key).query_async(&mut conn.clone()).await {
+        Ok(value) => value,
+        Err(e) => {
+            tracing::warn!(error = %e, key, "cannot read a projection checkpoint from redis");
+            return None;
+        }
+    };
+    value.as_deref().and_then(parse_position)
+}
+
+/// Aborts a background task when its owner is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -2,11 +2,14 @@
 //!
 //! - `append`: durable appends from many tasks with group commit, the naive one-fsync-per-append
 //!   baseline and the disk's own sequential fsync limit, all in one run.
-//! - `replay`: reads and decodes the whole log from position 0.
+//! - `replay`: reads and decodes the whole log from position 0 (`--projections`: rebuilds the
+//!   read models).
+//! - `gateway`: `tools/call` load directly, through nginx and through the gateway with Redis.
 
 mod append;
 mod projections;
 mod replay;
+mod store_url;
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +35,48 @@ enum Command {
     Append(AppendArgs),
     /// Full replay: read and decode every event from position 0.
     Replay(ReplayArgs),
+    /// The MCP gateway against direct calls and nginx as a plain reverse proxy.
+    Gateway(GatewayArgs),
+    /// Serves the gateway under test (started by `gateway` itself as a child process).
+    #[command(hide = true)]
+    ServeGateway(ServeGatewayArgs),
+}
+
+#[derive(Args)]
+struct GatewayArgs {
+    /// Print JSON (the output is JSON either way; accepted for symmetry with the other modes).
+    #[arg(long)]
+    json: bool,
+    /// Seconds of load per measurement.
+    #[arg(long, default_value_t = 5)]
+    duration_s: u64,
+    /// Concurrent clients at peak load.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Event streams held open for the memory measurement.
+    #[arg(long, default_value_t = 10_000)]
+    streams: usize,
+    /// Where the gateway appends its events: `embedded` (durable, the default) or `memory`.
+    #[arg(long, default_value = "embedded")]
+    store: String,
+}
+
+#[derive(Args)]
+struct ServeGatewayArgs {
+    #[arg(long)]
+    listen: std::net::SocketAddr,
+    #[arg(long)]
+    redis: String,
+    #[arg(long)]
+    prefix: String,
+    #[arg(long)]
+    workspace_id: uuid::Uuid,
+    #[arg(long)]
+    upstream: String,
+    #[arg(long, default_value = "http1")]
+    upstream_protocol: String,
+    #[arg(long)]
+    store_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -60,6 +105,10 @@ struct AppendArgs {
     /// Token streams the events are spread over.
     #[arg(long, default_value_t = 1000)]
     streams: usize,
+    /// Also run the group-commit workload on this server store (postgres://...[?schema=NAME]),
+    /// in the same run, and compare.
+    #[arg(long)]
+    store: Option<String>,
 }
 
 #[derive(Args)]
@@ -85,8 +134,45 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Append(args) => append(args).await,
             Command::Replay(args) => replay(args).await,
+            Command::Gateway(args) => gateway(args).await,
+            Command::ServeGateway(args) => serve_gateway(args).await,
         }
     })
+}
+
+async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    use rollcall_gateway::bench::{BenchOptions, BenchStore};
+    let _ = args.json;
+    let store = match args.store.as_str() {
+        "embedded" => BenchStore::Embedded,
+        "memory" => BenchStore::Memory,
+        other => anyhow::bail!("unknown --store {other:?}: use embedded or memory"),
+    };
+    let options = BenchOptions {
+        duration_s: args.duration_s,
+        concurrency: args.concurrency,
+        streams: args.streams,
+        store,
+        ..BenchOptions::default()
+    };
+    let figures = rollcall_gateway::bench::run(options).await?;
+    println!("{figures}");
+    Ok(())
+}
+
+async fn serve_gateway(args: ServeGatewayArgs) -> anyhow::Result<()> {
+    use rollcall_gateway::UpstreamProtocol;
+    let protocol = if args.upstream_protocol == "h2c" { UpstreamProtocol::H2c } else { UpstreamProtocol::Http1 };
+    rollcall_gateway::bench::serve_gateway(rollcall_gateway::bench::ServeGateway {
+        listen: args.listen,
+        redis: args.redis,
+        prefix: args.prefix,
+        workspace_id: rollcall_core::WorkspaceId(args.workspace_id),
+        upstream: args.upstream,
+        protocol,
+        store_dir: args.store_dir,
+    })
+    .await
 }
 
 fn base_dir(common: &Common) -> PathBuf {
@@ -126,6 +212,14 @@ async fn append(args: AppendArgs) -> anyhow::Result<()> {
     let naive = append::run_append(log.clone(), tokens.clone(), args.naive_events, args.tasks).await?;
     close(log).await?;
 
+    let server = match &args.store {
+        Some(spec) => {
+            let opened = store_url::open(spec).await?;
+            Some(store_url::append_report(&opened, tokens.clone(), args.events, args.tasks).await?)
+        }
+        None => None,
+    };
+
     let disk_bytes = log_bytes.min(512 * 1024 * 1024);
     let disk_dir = base.clone();
     let disk_bytes_per_s =
@@ -137,7 +231,7 @@ async fn append(args: AppendArgs) -> anyhow::Result<()> {
     }
     let events_per_s = group.events_per_s();
     let mb_per_s = events_per_s * bytes_per_event / MB;
-    let report = json!({
+    let mut report = json!({
         "events": group.events,
         "tasks": args.tasks,
         "streams": args.streams,
@@ -153,6 +247,11 @@ async fn append(args: AppendArgs) -> anyhow::Result<()> {
         "group_commit_vs_naive": round2(events_per_s / naive.events_per_s()),
         "group_commit_vs_disk_limit": round2(events_per_s / disk_events_per_s),
     });
+    if let Some(server) = server {
+        let ratio = events_per_s / server["events_per_s"].as_f64().unwrap_or(f64::NAN);
+        report["embedded_vs_server"] = json!(round2(ratio));
+        report["server"] = server;
+    }
     if args.common.json {
         println!("{report}");
     } else {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use rollcall_store::{EmbeddedLog, EventFilter, EventStore, ExpectedRevision, Position, StoreError};
 
-use crate::workload::{TokenStream, ToolCalled, tool_called};
+use crate::workload::{TokenStream, ToolCalledRef, tool_called};
 
 /// Appends batches of `ToolCalled` events until the log holds at least `events`.
 pub async fn fill(log: Arc<EmbeddedLog>, tokens: Arc<Vec<TokenStream>>, events: u64) -> anyhow::Result<()> {
@@ -50,7 +50,7 @@ pub struct ReplayRun {
     pub elapsed: Duration,
 }
 
-/// Decodes every event (full envelope, then the JSON payload into [`ToolCalled`]), one segment
+/// Decodes every event (full envelope, then the JSON payload into [`ToolCalledRef`]), one segment
 /// per thread at a time, and checks positions run 1, 2, 3, ... across segments.
 pub fn replay_parallel(log: &EmbeddedLog, threads: usize) -> anyhow::Result<ReplayRun> {
     let started = Instant::now();
@@ -60,7 +60,7 @@ pub fn replay_parallel(log: &EmbeddedLog, threads: usize) -> anyhow::Result<Repl
         for (expected, event) in (events.first_position()..).zip(events) {
             let event = event?;
             ensure!(event.position.sequence() == expected, "position {} where {expected} was due", event.position);
-            let payload: ToolCalled = serde_json::from_slice(&event.data)?;
+            let payload: ToolCalledRef<'_> = serde_json::from_slice(&event.data)?;
             ensure!(payload.arguments_bytes > 0, "decoded payload is implausible");
             bytes += event.data.len() as u64;
             count += 1;
@@ -88,7 +88,7 @@ pub async fn replay_read_all(store: &dyn EventStore) -> anyhow::Result<ReplayRun
         let Some(last) = page.last() else { break };
         after = last.position;
         for event in &page {
-            let _: ToolCalled = serde_json::from_slice(&event.data)?;
+            let _: ToolCalledRef<'_> = serde_json::from_slice(&event.data)?;
             payload_bytes += event.data.len() as u64;
         }
         events += page.len() as u64;

@@ -42,7 +42,7 @@ pub async fn run(global: Global, command: Command) -> anyhow::Result<()> {
             let filter = AuditFilter { member, event_type, since, until };
             audit_log(&ctx, &workspace, filter).await
         }
-        Command::Serve(_) | Command::Store(_) => {
+        Command::Serve(_) | Command::Api(_) | Command::Gateway(_) | Command::Project(_) | Command::Store(_) => {
             unreachable!("serve and store run in process, not through the API")
         }
     }

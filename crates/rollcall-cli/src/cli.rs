@@ -34,8 +34,15 @@ pub struct Global {
 /// The top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the API and the projections in one process on embedded defaults.
+    /// Run the API, the projections and the MCP gateway in one process on embedded defaults.
     Serve(ServeArgs),
+    /// Run the admin API alone over a shared store, reading the projections from Redis.
+    Api(ApiArgs),
+    /// Run the MCP gateway alone over a shared store, checking tokens in Redis.
+    Gateway(GatewayArgs),
+    /// Run the token and analytics projections into Redis (one active instance, the others
+    /// stand by).
+    Project(ProjectArgs),
     /// Inspect or repair the embedded event log of a stopped server.
     Store(StoreArgs),
     /// Your account: sign up, show who you are.
@@ -65,9 +72,13 @@ pub struct ServeArgs {
     /// Where the event log and the outbox live.
     #[arg(long, env = "ROLLCALL_DATA_DIR", default_value = "./rollcall-data")]
     pub data_dir: PathBuf,
-    /// The address the HTTP API listens on.
+    /// The address the HTTP API and the MCP gateway (`/mcp`) listen on.
     #[arg(long, env = "ROLLCALL_LISTEN", default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
+    /// Keep the log in this store instead of the data directory: postgres://...[?schema=NAME],
+    /// kurrentdb://... or esdb://... (builds with --features kurrentdb).
+    #[arg(long, env = "ROLLCALL_STORE")]
+    pub store: Option<String>,
     /// Keep the token and analytics projections in this Redis (for example redis://127.0.0.1:6379).
     #[arg(long, env = "ROLLCALL_REDIS")]
     pub redis: Option<String>,
@@ -82,6 +93,74 @@ pub struct ServeArgs {
     /// (defaults to http://LISTEN).
     #[arg(long, env = "ROLLCALL_PUBLIC_URL")]
     pub public_url: Option<String>,
+}
+
+/// `rollcall api`.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// The address the HTTP API listens on.
+    #[arg(long, env = "ROLLCALL_LISTEN", default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// The shared event store: postgres://...[?schema=NAME], kurrentdb://... or esdb://...
+    /// (builds with --features kurrentdb), or the directory of an embedded log.
+    #[arg(long, env = "ROLLCALL_STORE")]
+    pub store: String,
+    /// The Redis the projectors (`rollcall project`) write the token and analytics views to.
+    #[arg(long, env = "ROLLCALL_REDIS")]
+    pub redis: String,
+    /// The prefix of every Redis key, the same for every process of one deployment.
+    #[arg(long, env = "ROLLCALL_REDIS_PREFIX", default_value = "rollcall:")]
+    pub redis_prefix: String,
+    /// Send invitation emails through this SMTP server instead of the outbox folder.
+    #[arg(long, env = "ROLLCALL_SMTP")]
+    pub smtp: Option<String>,
+    /// The URL people reach the API at, used in the accept links of invitation emails.
+    #[arg(long, env = "ROLLCALL_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Where this process keeps its outbox and email delivery statuses.
+    #[arg(long, env = "ROLLCALL_DATA_DIR", default_value = "./rollcall-data")]
+    pub data_dir: PathBuf,
+}
+
+/// `rollcall gateway`.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// The address MCP clients connect to (`/mcp`); `/healthz` and `/metrics` are there too.
+    #[arg(long, env = "ROLLCALL_LISTEN", default_value = "127.0.0.1:7071")]
+    pub listen: SocketAddr,
+    /// The shared event store (tool calls are appended to it), as for `rollcall api`.
+    #[arg(long, env = "ROLLCALL_STORE")]
+    pub store: String,
+    /// The Redis holding the token validity set and the rate limits.
+    #[arg(long, env = "ROLLCALL_REDIS")]
+    pub redis: String,
+    /// The prefix of every Redis key, the same for every process of one deployment.
+    #[arg(long, env = "ROLLCALL_REDIS_PREFIX", default_value = "rollcall:")]
+    pub redis_prefix: String,
+}
+
+/// `rollcall project`.
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    /// The shared event store, as for `rollcall api`.
+    #[arg(long, env = "ROLLCALL_STORE")]
+    pub store: String,
+    /// The Redis the token and analytics views are written to.
+    #[arg(long, env = "ROLLCALL_REDIS")]
+    pub redis: String,
+    /// The prefix of every Redis key, the same for every process of one deployment.
+    #[arg(long, env = "ROLLCALL_REDIS_PREFIX", default_value = "rollcall:")]
+    pub redis_prefix: String,
+    /// Serve the status (role, lease holder, lag) at `/healthz` on this address.
+    #[arg(long, env = "ROLLCALL_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// How long the projector lease lasts without renewal, in milliseconds: a standby takes
+    /// over at most this long after the active instance dies.
+    #[arg(long, env = "ROLLCALL_LEASE_TTL_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub lease_ttl_ms: u64,
+    /// This instance's name in the lease (default: host, pid and a random suffix).
+    #[arg(long, env = "ROLLCALL_INSTANCE")]
+    pub instance: Option<String>,
 }
 
 /// `rollcall store`.

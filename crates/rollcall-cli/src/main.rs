@@ -1,7 +1,8 @@
 //! `rollcall`: one binary that serves Rollcall on embedded defaults and drives it from the
 //! command line.
 //!
-//! The admin commands talk to the HTTP API (`/api/v1`); `serve` and `store` run in process.
+//! The admin commands talk to the HTTP API (`/api/v1`); `serve`, `api`, `gateway`, `project`
+//! and `store` run in process.
 //! Every admin command prints a readable table or message, or with `--json` one JSON document
 //! on stdout; errors go to stderr with a non-zero exit code.
 
@@ -9,8 +10,11 @@ mod admin;
 mod cli;
 mod client;
 mod credentials;
+mod gateway;
 mod output;
 mod process;
+mod split;
+mod store_url;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -23,7 +27,7 @@ use crate::cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_filter = match cli.command {
-        Command::Serve(_) | Command::Store(_) => "info",
+        Command::Serve(_) | Command::Api(_) | Command::Gateway(_) | Command::Project(_) | Command::Store(_) => "info",
         _ => "warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
@@ -59,6 +63,9 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => process::serve(args).await,
+        Command::Api(args) => split::api(args).await,
+        Command::Gateway(args) => gateway::run(args).await,
+        Command::Project(args) => split::project(args).await,
         Command::Store(args) => process::store(args, cli.global.json),
         command => admin::run(cli.global, command).await,
     }

@@ -11,16 +11,27 @@ use crate::output::{Table, print_json, print_line};
 /// The folder of the embedded log inside a data directory.
 const LOG_FOLDER: &str = "log";
 
-/// `rollcall serve`: the API, the projectors, the mailer and the expiry sweep in one process,
-/// until SIGINT or SIGTERM.
+/// `rollcall serve`: the API, the projectors, the MCP gateway, the mailer and the expiry sweep
+/// in one process, until SIGINT or SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let opened = match &args.store {
+        Some(spec) => Some(crate::store_url::open_store(spec).await?),
+        None => None,
+    };
+    let slot = crate::gateway::GatewaySlot::default();
+    let gateway_redis = args.redis.as_ref().map(|url| rollcall_gateway::RedisAuthorityConfig {
+        prefix: args.redis_prefix.clone(),
+        ..rollcall_gateway::RedisAuthorityConfig::new(url)
+    });
     let config = rollcall_api::ServeConfig {
         data_dir: args.data_dir,
         listen: args.listen,
+        store: opened.as_ref().map(|o| o.store.clone()),
         redis_url: args.redis,
         redis_prefix: args.redis_prefix,
         smtp_url: args.smtp,
         public_url: args.public_url,
+        extra_routes: vec![crate::gateway::serve_hook(gateway_redis, slot.clone())],
         ..rollcall_api::ServeConfig::default()
     };
     // Only where things are is logged: the SMTP and Redis URLs may carry passwords.
@@ -29,16 +40,27 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen = %config.listen,
         redis = config.redis_url.is_some(),
         smtp = config.smtp_url.is_some(),
-        "starting rollcall serve"
+        "starting rollcall serve (API at /api/v1, MCP gateway at /mcp)"
     );
     let shutdown = shutdown_signal()?;
-    rollcall_api::run(config, shutdown).await?;
+    let server = rollcall_api::Server::start(config).await?;
+    shutdown.await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    let gateway = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(gateway) = gateway {
+        gateway.shutdown().await;
+    }
+    let stopped = server.shutdown().await;
+    if let Some(opened) = opened {
+        opened.close().await;
+    }
+    stopped?;
     tracing::info!("stopped");
     Ok(())
 }
 
 /// Resolves on the first SIGINT or SIGTERM.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;

@@ -81,7 +81,8 @@ async fn decode_parallel(events: Vec<RecordedEvent>) -> Result<Vec<ProjectedEven
 
 /// Rebuilds every projection from zero into its staging generation and promotes them all.
 ///
-/// The read of the next page overlaps the application of the current one.
+/// A three-stage pipeline: while the projections apply page `n`, page `n + 1` is decoded (on
+/// [`DECODE_THREADS`] threads) and page `n + 2` is read. At most three pages are in memory.
 pub async fn rebuild_all(
     store: Arc<dyn EventStore>,
     targets: &[Arc<dyn Projection>],
@@ -92,7 +93,10 @@ pub async fn rebuild_all(
         target.reset_staging().await?;
     }
     let page_events = page_events.max(1);
-    let wants = |event_type: &str| targets.iter().any(|t| t.wants(event_type));
+    let wanted: Arc<dyn Fn(&str) -> bool + Send + Sync> = {
+        let targets: Vec<Arc<dyn Projection>> = targets.to_vec();
+        Arc::new(move |event_type: &str| targets.iter().any(|t| t.wants(event_type)))
+    };
     let mut checkpoint = Position::START;
     let mut events_read = 0u64;
     let mut events_decoded = 0u64;
@@ -100,21 +104,42 @@ pub async fn rebuild_all(
         let store = store.clone();
         tokio::spawn(async move { store.read_all(after, &EventFilter::all(), page_events).await })
     };
-    let mut next = read(checkpoint);
+    // Decodes a page in the background; yields its events and the position it ends at.
+    let decode = |page: Vec<RecordedEvent>, to: Position| {
+        let wanted = wanted.clone();
+        tokio::spawn(async move {
+            let page: Vec<_> = page.into_iter().filter(|e| wanted(&e.event_type)).collect();
+            decode_parallel(page).await.map(|decoded| (decoded, to))
+        })
+    };
+    let mut next_read = read(checkpoint);
+    let mut decoding = None;
     loop {
-        let page = next.await.map_err(|e| ProjectionError::Malformed(format!("reader task failed: {e}")))??;
-        let Some(last) = page.last() else { break };
-        let to = last.position;
-        next = read(to);
-        events_read += page.len() as u64;
-        let wanted: Vec<_> = page.into_iter().filter(|e| wants(&e.event_type)).collect();
-        let decoded = decode_parallel(wanted).await?;
-        events_decoded += decoded.len() as u64;
-        let applies = targets.iter().map(|t| t.apply(Generation::Staging, checkpoint, &decoded, to));
-        for result in futures::future::join_all(applies).await {
-            result?;
+        let page =
+            (&mut next_read).await.map_err(|e| ProjectionError::Malformed(format!("reader task failed: {e}")))??;
+        let next_decoding = match page.last() {
+            Some(last) => {
+                let to = last.position;
+                next_read = read(to);
+                events_read += page.len() as u64;
+                Some(decode(page, to))
+            }
+            None => None,
+        };
+        let done = next_decoding.is_none();
+        if let Some(previous) = std::mem::replace(&mut decoding, next_decoding) {
+            let (decoded, to) =
+                previous.await.map_err(|e| ProjectionError::Malformed(format!("decoder task failed: {e}")))??;
+            events_decoded += decoded.len() as u64;
+            let applies = targets.iter().map(|t| t.apply(Generation::Staging, checkpoint, &decoded, to));
+            for result in futures::future::join_all(applies).await {
+                result?;
+            }
+            checkpoint = to;
         }
-        checkpoint = to;
+        if done {
+            break;
+        }
     }
     for target in targets {
         target.promote_staging().await?;

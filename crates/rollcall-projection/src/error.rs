@@ -54,6 +54,15 @@ pub enum ProjectionError {
     /// The view is not built yet, or is being rebuilt after it was lost.
     #[error("the {0} view is not available yet (it is being built); retry shortly")]
     Unavailable(String),
+    /// A write was refused because this projector no longer holds the projector lease: another
+    /// instance took over. Nothing was written.
+    #[error("the {projection} projector no longer holds the projector lease (held by {holder:?}); it stands by")]
+    Fenced {
+        /// The projection.
+        projection: String,
+        /// Who holds the lease now, if anyone.
+        holder: Option<String>,
+    },
     /// The projector has stopped.
     #[error("the {0} projector has stopped; restart it")]
     Stopped(String),

@@ -8,12 +8,15 @@
 //! so that readers never see a half-built view.
 //!
 //! Two targets are provided: [`InProcess`] (a state behind one lock, swapped whole) and
-//! [`RedisTarget`] (batched effects and the checkpoint in one Lua script).
+//! [`RedisTarget`] (batched effects and the checkpoint in one Lua script). With several
+//! projector processes, [`LeasedProjectors`] lets only the holder of a lease in Redis write,
+//! and every write is fenced by that lease.
 
 pub mod bench;
 pub mod error;
 pub mod event;
 pub mod history;
+pub mod lease;
 pub mod memory;
 pub mod projection;
 pub mod projector;
@@ -21,6 +24,7 @@ pub mod redis_target;
 
 pub use error::ProjectionError;
 pub use event::ProjectedEvent;
+pub use lease::{Fence, Lease, LeaseConfig, LeasedProjectors, LeasedStatus, Role};
 pub use memory::{InProcess, LiveHook, ViewState};
 pub use projection::{Generation, Projection};
 pub use projector::{Phase, Projector, ProjectorConfig, ProjectorHandle, ProjectorStatus};

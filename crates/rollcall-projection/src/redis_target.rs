@@ -10,25 +10,42 @@ use redis::aio::ConnectionManager;
 use rollcall_core::envelope::Position;
 
 use crate::error::ProjectionError;
+use crate::lease::Fence;
 use crate::projection::Generation;
+
+/// The error code of a write refused by the fence.
+const FENCED: &str = "FENCED";
+
+/// Checked first by every script that writes: with a fence (`ARGV[1]` not empty), the lease
+/// `KEYS[1]` must still be held by `ARGV[1]`, so a projector that lost its lease (paused, cut
+/// off) can never write again, whatever it believes.
+const FENCE_PRELUDE: &str = r"
+if ARGV[1] ~= '' then
+  local holder = redis.call('GET', KEYS[1])
+  if holder ~= ARGV[1] then
+    return redis.error_reply('FENCED ' .. (holder or ''))
+  end
+end
+";
 
 /// Applies a batch of operations if the checkpoint is the expected one, then sets the new one.
 ///
-/// ARGV: generation prefix, projection name, expected checkpoint (`""` for none), new
-/// checkpoint, then operations as 4-tuples (op, key suffix or channel, field, value).
+/// ARGV: fence holder (`""` for none), generation prefix, projection name, expected checkpoint
+/// (`""` for none), new checkpoint, then operations as 4-tuples (op, key suffix or channel,
+/// field, value).
 const APPLY_SCRIPT: &str = r"
-local g = ARGV[1]
-local name = ARGV[2]
+local g = ARGV[2]
+local name = ARGV[3]
 local ck = g .. 'checkpoint:' .. name
 local cur = redis.call('GET', ck)
 if not cur then cur = '' end
-if cur ~= ARGV[3] then
+if cur ~= ARGV[4] then
   return redis.error_reply('CHECKPOINT ' .. cur)
 end
 local idx = g .. 'index:' .. name
 local seen = {}
 local n = #ARGV
-local i = 5
+local i = 6
 while i <= n do
   local op = ARGV[i]
   local k = ARGV[i + 1]
@@ -59,14 +76,14 @@ while i <= n do
   end
   i = i + 4
 end
-redis.call('SET', ck, ARGV[4])
+redis.call('SET', ck, ARGV[5])
 return 1
 ";
 
-/// Empties a generation and sets its checkpoint to the start. ARGV: prefix, name.
+/// Empties a generation and sets its checkpoint to the start. ARGV: fence holder, prefix, name.
 const RESET_SCRIPT: &str = r"
-local g = ARGV[1]
-local name = ARGV[2]
+local g = ARGV[2]
+local name = ARGV[3]
 local idx = g .. 'index:' .. name
 for _, k in ipairs(redis.call('SMEMBERS', idx)) do
   redis.call('DEL', g .. k)
@@ -76,11 +93,11 @@ redis.call('SET', g .. 'checkpoint:' .. name, '0')
 return 1
 ";
 
-/// Replaces live by staging. ARGV: live prefix, staging prefix, name.
+/// Replaces live by staging. ARGV: fence holder, live prefix, staging prefix, name.
 const PROMOTE_SCRIPT: &str = r"
-local live = ARGV[1]
-local stg = ARGV[2]
-local name = ARGV[3]
+local live = ARGV[2]
+local stg = ARGV[3]
+local name = ARGV[4]
 local sck = stg .. 'checkpoint:' .. name
 local pos = redis.call('GET', sck)
 if not pos then
@@ -130,6 +147,7 @@ pub struct RedisTarget {
     conn: ConnectionManager,
     prefix: String,
     name: String,
+    fence: Option<Fence>,
     apply: redis::Script,
     reset: redis::Script,
     promote: redis::Script,
@@ -199,10 +217,43 @@ impl RedisTarget {
             conn,
             prefix: prefix.to_owned(),
             name: name.to_owned(),
-            apply: redis::Script::new(APPLY_SCRIPT),
-            reset: redis::Script::new(RESET_SCRIPT),
-            promote: redis::Script::new(PROMOTE_SCRIPT),
+            fence: None,
+            apply: redis::Script::new(&format!("{FENCE_PRELUDE}{APPLY_SCRIPT}")),
+            reset: redis::Script::new(&format!("{FENCE_PRELUDE}{RESET_SCRIPT}")),
+            promote: redis::Script::new(&format!("{FENCE_PRELUDE}{PROMOTE_SCRIPT}")),
         }
+    }
+
+    /// The same target, whose every write first checks that `fence`'s lease is still held
+    /// (inside the same script), so that only the lease holder ever writes.
+    pub fn with_fence(mut self, fence: Fence) -> RedisTarget {
+        self.fence = Some(fence);
+        self
+    }
+
+    /// Starts an invocation of a writing script: the lease key and holder when fenced.
+    fn invocation<'a>(&self, script: &'a redis::Script) -> redis::ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        match &self.fence {
+            Some(fence) => {
+                invocation.key(&fence.key).arg(&fence.holder);
+            }
+            None => {
+                invocation.arg("");
+            }
+        }
+        invocation
+    }
+
+    /// Maps a script error: `FENCED` (the lease is not ours) to [`ProjectionError::Fenced`].
+    fn script_error(&self, error: redis::RedisError) -> ProjectionError {
+        if error.code() == Some(FENCED) {
+            return ProjectionError::Fenced {
+                projection: self.name.clone(),
+                holder: error.detail().map(|d| d.trim().to_owned()).filter(|d| !d.is_empty()),
+            };
+        }
+        error.into()
     }
 
     /// The projection's name.
@@ -259,7 +310,7 @@ impl RedisTarget {
         ops: &RedisOps,
         to: Position,
     ) -> Result<(), ProjectionError> {
-        let mut invocation = self.apply.prepare_invoke();
+        let mut invocation = self.invocation(&self.apply);
         invocation
             .arg(self.generation_prefix(generation))
             .arg(&self.name)
@@ -276,21 +327,23 @@ impl RedisTarget {
                     found,
                 })
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(self.script_error(e)),
         }
     }
 
     /// Empties the staging generation and sets its checkpoint to the start.
     pub async fn reset_staging(&self) -> Result<(), ProjectionError> {
-        let mut invocation = self.reset.prepare_invoke();
+        let mut invocation = self.invocation(&self.reset);
         invocation.arg(self.generation_prefix(Generation::Staging)).arg(&self.name);
-        invocation.invoke_async::<i64>(&mut self.conn.clone()).await?;
-        Ok(())
+        match invocation.invoke_async::<i64>(&mut self.conn.clone()).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.script_error(e)),
+        }
     }
 
     /// Replaces live by staging in one script; returns the new live checkpoint.
     pub async fn promote_staging(&self) -> Result<Position, ProjectionError> {
-        let mut invocation = self.promote.prepare_invoke();
+        let mut invocation = self.invocation(&self.promote);
         invocation.arg(&self.prefix).arg(self.generation_prefix(Generation::Staging)).arg(&self.name);
         match invocation.invoke_async::<String>(&mut self.conn.clone()).await {
             Ok(text) => parse_position(&text)
@@ -298,15 +351,16 @@ impl RedisTarget {
             Err(e) if e.code() == Some("CHECKPOINT") => {
                 Err(ProjectionError::CheckpointMismatch { projection: self.name.clone(), expected: None, found: None })
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(self.script_error(e)),
         }
     }
 
     /// Deletes every key of both generations of this projection (for tests and teardown).
     pub async fn delete_all(&self) -> Result<(), ProjectionError> {
         for generation in [Generation::Live, Generation::Staging] {
+            // Teardown is not a projector's write: it is not fenced.
             let mut invocation = self.reset.prepare_invoke();
-            invocation.arg(self.generation_prefix(generation)).arg(&self.name);
+            invocation.arg("").arg(self.generation_prefix(generation)).arg(&self.name);
             invocation.invoke_async::<i64>(&mut self.conn.clone()).await?;
             let key = format!("{}checkpoint:{}", self.generation_prefix(generation), self.name);
             redis::cmd("DEL").arg(&key).query_async::<i64>(&mut self.conn.clone()).await?;

@@ -56,8 +56,11 @@ pub(crate) fn decide(
     if let Some(event) = events.iter().find(|e| lookup(&e.id).is_some()) {
         return Err(reused_id(event.id));
     }
-    let mut seen = std::collections::HashSet::with_capacity(events.len());
-    if let Some(event) = events.iter().find(|e| !seen.insert(e.id)) {
+    // Most appends carry one event, which cannot repeat itself: skip building the set.
+    let mut seen = std::collections::HashSet::with_capacity(if events.len() > 1 { events.len() } else { 0 });
+    if events.len() > 1
+        && let Some(event) = events.iter().find(|e| !seen.insert(e.id))
+    {
         return Err(StoreError::Invalid(format!(
             "event id {} appears twice in one append: give every event its own id",
             event.id

@@ -279,6 +279,12 @@ impl RedisTokens {
         RedisTokens { target: RedisTarget::new(conn, prefix, PROJECTION_NAME) }
     }
 
+    /// The same view, whose every write checks that `fence`'s projector lease is still held
+    /// (for several `rollcall project` processes, of which only the lease holder writes).
+    pub fn with_fence(self, fence: rollcall_projection::Fence) -> RedisTokens {
+        RedisTokens { target: self.target.with_fence(fence) }
+    }
+
     /// The underlying target.
     pub fn target(&self) -> &RedisTarget {
         &self.target

@@ -58,9 +58,11 @@ impl TestApp {
         let seen = tokens.clone();
         // The extension point the gateway uses: it receives the running parts.
         let hook: RouterHook = Box::new(move |runtime| {
-            let view = runtime.views["tokens"].clone().downcast::<InProcessTokens>().expect("in-process tokens");
-            let _ = seen.set((*view).clone());
-            Ok(Router::new())
+            Box::pin(async move {
+                let view = runtime.views["tokens"].clone().downcast::<InProcessTokens>().expect("in-process tokens");
+                let _ = seen.set((*view).clone());
+                Ok(Router::new())
+            })
         });
         let config = ServeConfig {
             data_dir: dir.path().to_path_buf(),

@@ -4,10 +4,9 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::sync::Arc;
 
-use rollcall_core::envelope::Position;
 use uuid::Uuid;
 
-use crate::decide::IdLocation;
+use super::hash::SeededHash;
 
 /// One segment file as the readers see it.
 pub(crate) struct SegmentMeta {
@@ -19,7 +18,23 @@ pub(crate) struct SegmentMeta {
     pub len: u64,
 }
 
-/// Where every event is, which stream holds which events, and which ids are taken.
+/// Where a stored event id is. The writer alone looks ids up, so it owns this map once the
+/// log is open.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StoredId {
+    /// The stream's number.
+    pub stream: u32,
+    /// Its revision in that stream.
+    pub revision: u64,
+    /// Its global position.
+    pub position: u64,
+}
+
+/// Every stored event id.
+pub(crate) type IdMap = HashMap<Uuid, StoredId, SeededHash>;
+
+/// Where every event is, which stream holds which events, and (while scanning) which ids are
+/// taken.
 #[derive(Default)]
 pub(crate) struct Index {
     /// Segments in position order (empty while scanning).
@@ -27,11 +42,11 @@ pub(crate) struct Index {
     /// `offsets[p - 1]` is the byte offset of the record at position `p` in its segment.
     pub offsets: Vec<u64>,
     /// Stream name to its number.
-    pub streams: HashMap<String, u32>,
+    pub streams: HashMap<String, u32, SeededHash>,
     /// Per stream number, the positions of its events in revision order.
     pub stream_positions: Vec<Vec<u64>>,
-    /// Event id to its stream number and revision.
-    pub ids: HashMap<Uuid, (u32, u64)>,
+    /// Event ids, filled by the scan on open and then handed to the writer (empty after that).
+    pub ids: IdMap,
 }
 
 impl Index {
@@ -45,21 +60,8 @@ impl Index {
         self.streams.get(stream).copied()
     }
 
-    /// The last revision of a stream, `None` when it does not exist.
-    pub fn last_revision(&self, stream: Option<u32>) -> Option<u64> {
-        stream.map(|s| self.stream_positions[s as usize].len() as u64 - 1)
-    }
-
-    /// Where an id is stored, relative to the stream `stream`.
-    pub fn lookup(&self, id: &Uuid, stream: Option<u32>) -> Option<IdLocation> {
-        self.ids.get(id).map(|&(s, revision)| IdLocation {
-            same_stream: Some(s) == stream,
-            revision,
-            position: Position::from_sequence(self.stream_positions[s as usize][revision as usize]),
-        })
-    }
-
-    /// Records the next event of the log; fails if it does not follow on from what is there.
+    /// Records the next event of the log while scanning it; fails if it does not follow on from
+    /// what is there.
     pub fn push(&mut self, stream: &str, revision: u64, id: Uuid, offset: u64) -> Result<(), String> {
         let position = self.head() + 1;
         let s = match self.streams.get(stream) {
@@ -78,8 +80,36 @@ impl Index {
                 positions.len()
             ));
         }
-        if self.ids.insert(id, (s, revision)).is_some() {
+        if self.ids.insert(id, StoredId { stream: s, revision, position }).is_some() {
             return Err(format!("event id {id} at position {position} is stored twice"));
+        }
+        positions.push(position);
+        self.offsets.push(offset);
+        Ok(())
+    }
+
+    /// Adds a stream the writer numbered `stream` (the next number).
+    pub fn add_stream(&mut self, name: String, stream: u32) -> Result<(), String> {
+        if stream as usize != self.stream_positions.len() {
+            return Err(format!("stream {name} numbered {stream}, expected {}", self.stream_positions.len()));
+        }
+        self.streams.insert(name, stream);
+        self.stream_positions.push(Vec::new());
+        Ok(())
+    }
+
+    /// Records the next event of the log, appended by the writer at `revision` of stream number
+    /// `stream`; fails if it does not follow on from what is there.
+    pub fn push_numbered(&mut self, stream: u32, revision: u64, offset: u64) -> Result<(), String> {
+        let position = self.head() + 1;
+        let Some(positions) = self.stream_positions.get_mut(stream as usize) else {
+            return Err(format!("event at position {position} is in unknown stream number {stream}"));
+        };
+        if revision != positions.len() as u64 {
+            return Err(format!(
+                "event at position {position} has revision {revision} in stream number {stream}, expected {}",
+                positions.len()
+            ));
         }
         positions.push(position);
         self.offsets.push(offset);

@@ -2,16 +2,19 @@
 //!
 //! - Every event is one record framed with its length and a CRC32C of its body
 //!   ([`format`](self) describes the bytes); the payload is stored as the JSON it was given.
-//! - One writer thread takes every queued append, writes them all, calls `fdatasync` once and
-//!   only then acknowledges them (group commit). A failed write or sync is fatal: the writer
-//!   refuses every later append with [`StoreError::WriterFailed`] instead of retrying, since
-//!   after a failed fsync the kernel may have dropped the dirty pages.
+//! - One writer thread takes every queued append, checks and encodes them and writes them with
+//!   one `write`; a syncer thread makes what was written durable with one `fdatasync` and only
+//!   then publishes and acknowledges it (group commit, pipelined so that encoding the next group
+//!   overlaps the sync of the last). A failed write or sync is fatal: the log refuses every
+//!   later append with [`StoreError::WriterFailed`] instead of retrying, since after a failed
+//!   fsync the kernel may have dropped the dirty pages.
 //! - The index (positions, streams, event ids) lives in memory and is rebuilt by scanning the
 //!   segments on open. A torn tail of the last segment is truncated; damage anywhere else makes
 //!   the open fail with [`StoreError::Corrupt`] until [`repair`] is run.
 //! - A `flock` on `LOCK` keeps a second process out of the directory.
 
 mod format;
+mod hash;
 mod index;
 mod lock;
 mod recovery;
@@ -28,15 +31,15 @@ use std::sync::{Arc, Mutex, RwLock};
 use async_trait::async_trait;
 use bytes::Bytes;
 use rollcall_core::envelope::{NewEvent, Position, RecordedEvent};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 pub use recovery::{RepairReport, Report, SegmentReport, SegmentStatus, inspect, repair};
 pub use replay::SegmentEvents;
 
-use self::format::{Body, Frame, SEGMENT_HEADER_BYTES};
+use self::format::{Body, FRAME_HEADER_BYTES, Frame, SEGMENT_HEADER_BYTES};
 use self::index::{Index, SegmentMeta};
 use self::lock::DirLock;
-use self::writer::{Request, Writer};
+use self::writer::{Handoff, Queue, Request, Writer};
 use crate::error::StoreError;
 use crate::limits::Limits;
 use crate::store::{AppendResult, EventFilter, EventStore, ExpectedRevision, Subscription};
@@ -99,8 +102,15 @@ pub(crate) struct Shared {
 /// The embedded log; see the module documentation.
 pub struct EmbeddedLog {
     shared: Arc<Shared>,
-    queue: mpsc::Sender<Request>,
+    queue: Arc<Queue>,
     writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for EmbeddedLog {
+    fn drop(&mut self) {
+        // The writer answers what is queued, then stops.
+        self.queue.close();
+    }
 }
 
 impl EmbeddedLog {
@@ -173,6 +183,11 @@ impl EmbeddedLog {
         let active_len = index.segments[last].len;
         active.seek(SeekFrom::Start(active_len))?;
         let head = index.head();
+        // The writer alone looks ids up; its own copy of the stream names tracks the streams of
+        // a group before they are published.
+        let ids = std::mem::take(&mut index.ids);
+        let streams = index.streams.clone();
+        let next_revision = index.stream_positions.iter().map(|p| p.len() as u64).collect();
         let (head_tx, _) = watch::channel(Position::from_sequence(head));
         let shared = Arc::new(Shared {
             dir: dir.clone(),
@@ -183,25 +198,50 @@ impl EmbeddedLog {
             limits: options.limits,
             _lock: lock,
         });
-        let (queue, rx) = mpsc::channel(options.queue_appends_max);
-        let writer =
-            Writer { shared: shared.clone(), options, dir, active, active_len, next_position: head + 1, failure: None };
-        let handle = std::thread::Builder::new().name("rollcall-log-writer".into()).spawn(move || writer.run(rx))?;
+        let queue = Arc::new(Queue::new(options.queue_appends_max));
+        let handoff = Arc::new(Handoff::new());
+        let syncer_thread = {
+            let (shared, handoff) = (shared.clone(), handoff.clone());
+            std::thread::Builder::new()
+                .name("rollcall-log-syncer".into())
+                .spawn(move || writer::run_syncer(shared, handoff))?
+        };
+        let writer = Writer {
+            shared: shared.clone(),
+            options,
+            dir,
+            active: Arc::new(active),
+            active_len,
+            next_position: head + 1,
+            streams,
+            next_revision,
+            ids,
+            syncer: handoff.clone(),
+            syncer_thread: Some(syncer_thread),
+        };
+        let writer_queue = queue.clone();
+        let spawned =
+            std::thread::Builder::new().name("rollcall-log-writer".into()).spawn(move || writer.run(writer_queue));
+        let handle = match spawned {
+            Ok(handle) => handle,
+            Err(e) => {
+                // Without a writer the syncer has nothing to wait for.
+                handoff.close();
+                return Err(e.into());
+            }
+        };
         Ok(EmbeddedLog { shared, queue, writer: Some(handle) })
     }
 
     /// Stops the writer after the appends already queued and waits for it, releasing the
     /// directory lock once every subscription is dropped too.
     pub async fn close(mut self) {
-        let writer = self.writer.take();
-        let EmbeddedLog { shared, queue, .. } = self;
-        // Dropping the queue sender stops the writer once it has drained the queue.
-        drop(queue);
-        if let Some(writer) = writer {
+        // The writer stops once it has answered what is queued.
+        self.queue.close();
+        if let Some(writer) = self.writer.take() {
             // The writer only panics on a bug; closing still releases what it can.
             let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         }
-        drop(shared);
     }
 
     /// The data directory.
@@ -248,6 +288,22 @@ impl EmbeddedLog {
 }
 
 impl Shared {
+    /// Records a fatal failure of the writer or the syncer; every later append is refused.
+    fn fail(&self, message: String) {
+        let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        // The first failure is the cause; later ones follow from it.
+        if failure.is_none() {
+            *failure = Some(message);
+        }
+        drop(failure);
+        self.failed.store(true, Ordering::Release);
+    }
+
+    /// What the recorded failure was.
+    fn failure_message(&self) -> String {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_default()
+    }
+
     fn read_index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
         // The index is only changed by pushes after every check has passed, so even a poisoned
         // lock guards a consistent index.
@@ -272,7 +328,11 @@ impl Shared {
         {
             let index = self.read_index();
             let head = index.head();
-            let last = head.min(after + SCAN_POSITIONS_MAX);
+            let mut last = head.min(after + SCAN_POSITIONS_MAX);
+            if filter.stream_prefixes.is_empty() && filter.event_types.is_empty() {
+                // Every position read is returned: read no more than asked for.
+                last = last.min(after.saturating_add(max_count.max(1) as u64));
+            }
             let mut position = after + 1;
             while position <= last {
                 let segment = index.segment_of(position);
@@ -286,9 +346,13 @@ impl Shared {
         }
         let mut events = Vec::new();
         let mut scanned_to = after;
+        // When every event is wanted, payloads share the buffer they were read into instead of
+        // being copied one by one; a filtered read copies the few it keeps, so that they do not
+        // hold on to the whole buffer.
+        let share = filter.stream_prefixes.is_empty() && filter.event_types.is_empty();
         for (file, segment_first, offsets, end) in plan {
             let start = offsets[0];
-            let bytes = Shared::read_range(&file, start, end)?;
+            let bytes = Bytes::from(Shared::read_range(&file, start, end)?);
             for &offset in &offsets {
                 let at = (offset - start) as usize;
                 let Frame::Valid { body, .. } = format::frame_at(&bytes, at) else {
@@ -297,7 +361,11 @@ impl Shared {
                 let b = Body::parse(&bytes[body]).map_err(|r| self.corrupt(segment_first, offset, r))?;
                 scanned_to = b.position;
                 if filter.matches(b.stream, b.event_type) {
-                    let data = Bytes::copy_from_slice(b.data_bytes());
+                    let data = if share {
+                        bytes.slice(at + FRAME_HEADER_BYTES + b.data.start..at + FRAME_HEADER_BYTES + b.data.end)
+                    } else {
+                        Bytes::copy_from_slice(b.data_bytes())
+                    };
                     events.push(b.to_recorded(data).map_err(|r| self.corrupt(segment_first, offset, r))?);
                     if events.len() >= max_count {
                         return Ok(Page { events, scanned_to: Position::from_sequence(scanned_to) });
@@ -376,21 +444,16 @@ impl EventStore for EmbeddedLog {
     ) -> Result<AppendResult, StoreError> {
         self.shared.limits.check_append(stream, &events)?;
         if self.shared.failed.load(Ordering::Acquire) {
-            let message = self.shared.failure.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            return Err(StoreError::WriterFailed(message.unwrap_or_default()));
+            return Err(StoreError::WriterFailed(self.shared.failure_message()));
         }
         let (reply, response) = oneshot::channel();
-        let request = Request { stream: stream.to_owned(), expected, events, reply };
-        match self.queue.try_send(request) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                return Err(StoreError::Overloaded("the append queue is full".into()));
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                return Err(StoreError::WriterFailed("the log writer has stopped".into()));
-            }
-        }
-        response.await.map_err(|_| StoreError::WriterFailed("the log writer stopped before answering".into()))?
+        self.queue.push(Request { stream: stream.to_owned(), expected, events, reply })?;
+        let reply =
+            response.await.map_err(|_| StoreError::WriterFailed("the log writer stopped before answering".into()))?;
+        // The request's memory is freed here, on the appending task's thread.
+        let writer::Reply { result, returned } = reply;
+        drop(returned);
+        result
     }
 
     async fn read_stream(

@@ -1,18 +1,31 @@
-//! The single writer thread: group commit with one `fdatasync` per group.
+//! The writer and the syncer: group commit with one `write` and one `fdatasync` per group.
+//!
+//! Appending is a pipeline of two threads, so that encoding one group overlaps the `fdatasync`
+//! of the one before:
+//!
+//! - the **writer** takes every queued append at once (one lock per group, not per append),
+//!   checks it against maps only it owns (stream revisions, event ids), encodes the group and
+//!   hands it to the page cache with one `write`;
+//! - the **syncer** takes the groups written so far, makes them durable with one `fdatasync`,
+//!   publishes them to the index and the head watch, and only then answers their appends.
+//!
+//! Every request's memory goes back to the appending task with its answer, so neither thread
+//! frees what another thread allocated (which costs a lock in the allocator).
 
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
 
 use rollcall_core::envelope::{NewEvent, Position};
-use tokio::sync::{mpsc, oneshot};
-use uuid::Uuid;
+use tokio::sync::oneshot;
 
 use super::format::{self, SEGMENT_HEADER_BYTES};
-use super::index::SegmentMeta;
+use super::hash::SeededHash;
+use super::index::{IdMap, SegmentMeta, StoredId};
 use super::recovery::sync_dir;
 use super::{EmbeddedOptions, Shared, SyncPolicy};
 use crate::decide::{Decision, IdLocation, decide};
@@ -24,199 +37,368 @@ pub(crate) struct Request {
     pub stream: String,
     pub expected: ExpectedRevision,
     pub events: Vec<NewEvent>,
-    pub reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+    pub reply: oneshot::Sender<Reply>,
 }
 
-/// The writer's state; it alone writes segment files and changes the index.
+/// The answer to a [`Request`], sent once its group is durable (or has failed).
+pub(crate) struct Reply {
+    /// What the append did.
+    pub result: Result<AppendResult, StoreError>,
+    /// The request's stream name and events, handed back so that the appending task frees
+    /// them: freeing memory another thread allocated costs the writer a lock in the allocator.
+    pub returned: (String, Vec<NewEvent>),
+}
+
+/// The bounded queue of appends between the appending tasks and the writer thread.
+pub(crate) struct Queue {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+    appends_max: usize,
+}
+
+struct QueueState {
+    requests: Vec<Request>,
+    closed: bool,
+    /// The writer is waiting on `wake`; only then does a push pay for a notification.
+    writer_idle: bool,
+}
+
+impl Queue {
+    /// An empty queue of at most `appends_max` appends.
+    pub(crate) fn new(appends_max: usize) -> Queue {
+        Queue {
+            state: Mutex::new(QueueState { requests: Vec::new(), closed: false, writer_idle: false }),
+            wake: Condvar::new(),
+            appends_max,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        // Nothing panics while holding the lock, and the state is valid after every statement.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues an append; fails when the queue is full or the writer has stopped.
+    pub(crate) fn push(&self, request: Request) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(StoreError::WriterFailed("the log writer has stopped".into()));
+        }
+        if state.requests.len() >= self.appends_max {
+            return Err(StoreError::Overloaded("the append queue is full".into()));
+        }
+        state.requests.push(request);
+        let idle = std::mem::replace(&mut state.writer_idle, false);
+        drop(state);
+        if idle {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Refuses new appends; the writer stops once it has answered the queued ones.
+    pub(crate) fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// Refuses new appends and drops the queued ones, whose callers then learn that the writer
+    /// stopped before answering: for when the writer is gone.
+    fn abandon(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        let queued = std::mem::take(&mut state.requests);
+        drop(state);
+        drop(queued);
+    }
+
+    /// Waits until appends are queued and moves all of them into `into` (empty on entry).
+    /// Returns `false` once the queue is closed and empty.
+    fn take(&self, into: &mut Vec<Request>) -> bool {
+        let mut state = self.lock();
+        loop {
+            if !state.requests.is_empty() {
+                std::mem::swap(&mut state.requests, into);
+                return true;
+            }
+            if state.closed {
+                return false;
+            }
+            state.writer_idle = true;
+            state = self.wake.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// Groups written and waiting for the syncer, at most; past it the writer waits. A few are
+/// enough to keep the disk busy while the writer encodes the next group.
+const WRITTEN_GROUPS_MAX: usize = 4;
+
+/// The writer's state; it alone writes segment files.
 pub(crate) struct Writer {
     pub shared: Arc<Shared>,
     pub options: EmbeddedOptions,
     pub dir: PathBuf,
     /// The segment being appended to, positioned at its end.
-    pub active: File,
-    /// Bytes in the active segment (written, and synced once acknowledged).
+    pub active: Arc<File>,
+    /// Bytes in the active segment (written; synced once acknowledged).
     pub active_len: u64,
     /// The position the next event gets.
     pub next_position: u64,
-    pub failure: Option<String>,
+    /// Stream name to number, including streams of groups not yet durable.
+    pub streams: HashMap<String, u32, SeededHash>,
+    /// Per stream number, the revision its next event gets.
+    pub next_revision: Vec<u64>,
+    /// Every event id stored, including those of groups not yet durable.
+    pub ids: IdMap,
+    /// Where written groups go.
+    pub syncer: Arc<Handoff>,
+    /// The syncer thread, joined when the writer stops.
+    pub syncer_thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// A request's answer channel and the answer it gets once its group is durable.
-type Reply = (oneshot::Sender<Result<AppendResult, StoreError>>, Result<AppendResult, StoreError>);
+/// What a written group still needs before it is durable.
+enum Durability {
+    /// A sync of this file, the segment the group ends in (earlier segments were synced when
+    /// they were sealed).
+    Pending(Arc<File>),
+    /// Nothing: it was synced on its own (the one-sync-per-append baseline) or writes nothing.
+    Synced,
+    /// It cannot be: writing it failed, and so does every append from then on.
+    Failed,
+}
 
-/// An index entry waiting for its group's fsync.
-struct Staged {
-    stream: String,
-    first_revision: u64,
-    ids: Vec<Uuid>,
+/// A group written to the page cache, waiting to be made durable and answered.
+pub(crate) struct Written {
+    durability: Durability,
+    requests: Vec<Request>,
+    /// Per request, its answer.
+    results: Vec<Result<AppendResult, StoreError>>,
+    /// Per event written: stream number, revision and offset in its segment.
+    events: Vec<(u32, u64, u64)>,
+    /// Streams the group creates, with their numbers.
+    new_streams: Vec<(String, u32)>,
+    /// Segments the group started: first position and path.
+    new_segments: Vec<(u64, PathBuf)>,
+    /// Bytes of the active segment once the group is in.
+    active_len: u64,
+}
+
+/// The bounded hand-off of written groups from the writer to the syncer.
+pub(crate) struct Handoff {
+    state: Mutex<HandoffState>,
+    /// Signalled when a group is handed over or the writer stops.
+    ready: Condvar,
+    /// Signalled when the syncer takes groups.
+    space: Condvar,
+}
+
+struct HandoffState {
+    groups: VecDeque<Written>,
+    closed: bool,
+}
+
+impl Handoff {
+    pub(crate) fn new() -> Handoff {
+        Handoff {
+            state: Mutex::new(HandoffState { groups: VecDeque::new(), closed: false }),
+            ready: Condvar::new(),
+            space: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HandoffState> {
+        // Nothing panics while holding the lock, and the state is valid after every statement.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, group: Written) {
+        let mut state = self.lock();
+        while state.groups.len() >= WRITTEN_GROUPS_MAX && !state.closed {
+            state = self.space.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        if state.closed {
+            // The syncer is gone: dropping the group tells its callers no answer is coming.
+            return;
+        }
+        state.groups.push_back(group);
+        drop(state);
+        self.ready.notify_one();
+    }
+
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+    }
+
+    /// Closes the hand-off from the syncer's side, dropping what waits in it.
+    fn abandon(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        let groups = std::mem::take(&mut state.groups);
+        drop(state);
+        self.space.notify_all();
+        drop(groups);
+    }
+
+    /// Waits for written groups and moves all of them into `into`; `false` once closed and
+    /// drained.
+    fn take(&self, into: &mut Vec<Written>) -> bool {
+        let mut state = self.lock();
+        loop {
+            if !state.groups.is_empty() {
+                into.extend(state.groups.drain(..));
+                drop(state);
+                self.space.notify_one();
+                return true;
+            }
+            if state.closed {
+                return false;
+            }
+            state = self.ready.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
 }
 
 impl Writer {
-    /// Runs until every sender is gone.
-    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+    /// Runs until the queue is closed and drained, then stops the syncer and waits for it.
+    pub(crate) fn run(mut self, queue: Arc<Queue>) {
+        // Should the writer panic (a bug), appends must fail rather than wait forever.
+        let _guard = AbandonOnExit { queue: queue.clone(), handoff: self.syncer.clone(), shared: self.shared.clone() };
         let mut buf = Vec::with_capacity(1 << 20);
-        while let Some(first) = rx.blocking_recv() {
-            let mut group = vec![first];
-            let mut events = group[0].events.len();
-            if self.options.sync == SyncPolicy::GroupCommit {
-                while events < self.options.group_commit_events_max {
-                    let Ok(next) = rx.try_recv() else { break };
+        let mut taken: Vec<Request> = Vec::new();
+        while queue.take(&mut taken) {
+            let mut requests = taken.drain(..);
+            loop {
+                let mut group = Vec::new();
+                let mut events = 0;
+                for next in requests.by_ref() {
                     events += next.events.len();
                     group.push(next);
+                    if self.options.sync == SyncPolicy::EveryAppend || events >= self.options.group_commit_events_max {
+                        break;
+                    }
+                }
+                if group.is_empty() {
+                    break;
+                }
+                buf.clear();
+                let written = self.write_group(group, &mut buf);
+                self.syncer.push(written);
+                if buf.capacity() > (64 << 20) {
+                    buf = Vec::with_capacity(1 << 20);
                 }
             }
-            buf.clear();
-            self.commit_group(group, &mut buf);
-            if buf.capacity() > (64 << 20) {
-                buf = Vec::with_capacity(1 << 20);
-            }
+        }
+        self.syncer.close();
+        if let Some(syncer) = self.syncer_thread.take() {
+            // The syncer only panics on a bug, which the panic itself reports.
+            let _ = syncer.join();
         }
     }
 
-    fn fail(&mut self, what: &str, e: std::io::Error) -> String {
-        let message = format!("{what} failed ({e}); restart the process to recover from the log on disk");
-        self.failure = Some(message.clone());
-        *self.shared.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(message.clone());
-        self.shared.failed.store(true, Ordering::Release);
-        message
+    /// Records a fatal failure; every later append is refused with it.
+    fn fail(&self, what: &str, e: std::io::Error) {
+        self.shared.fail(format!("{what} failed ({e}); restart the process to recover from the log on disk"));
     }
 
-    fn commit_group(&mut self, group: Vec<Request>, buf: &mut Vec<u8>) {
-        if let Some(message) = &self.failure {
-            for r in group {
-                let _ = r.reply.send(Err(StoreError::WriterFailed(message.clone())));
-            }
-            return;
+    /// Checks and encodes a group, writes it to the page cache, and returns it for the syncer.
+    ///
+    /// The writer's own maps take each request's effect at once, so later requests (of this
+    /// group or the next) see earlier ones. They are never rolled back: when a write or a sync
+    /// fails, the log refuses everything from then on.
+    fn write_group(&mut self, requests: Vec<Request>, buf: &mut Vec<u8>) -> Written {
+        let mut group = Written {
+            durability: Durability::Failed,
+            results: Vec::with_capacity(requests.len()),
+            events: Vec::with_capacity(requests.len()),
+            new_streams: Vec::new(),
+            new_segments: Vec::new(),
+            active_len: self.active_len,
+            requests,
+        };
+        if self.shared.failed.load(Ordering::Acquire) {
+            return group;
         }
-        let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
-        let mut staged: Vec<Staged> = Vec::new();
-        let mut offsets: Vec<u64> = Vec::new();
-        let mut new_segments: Vec<(u64, PathBuf)> = Vec::new();
-        // The last revision of each stream touched by this group, and the ids it writes.
-        let mut pending_streams: HashMap<String, u64> = HashMap::new();
-        let mut pending_ids: HashMap<Uuid, (usize, u64, u64)> = HashMap::new();
         let mut buf_start_len = self.active_len;
-        {
-            let shared = self.shared.clone();
-            let index = shared.index.read().unwrap_or_else(|p| p.into_inner());
-            for request in group {
-                let Request { stream, expected, events, reply } = request;
-                let stream_no = index.stream(&stream);
-                let last_revision = pending_streams.get(&stream).copied().or_else(|| index.last_revision(stream_no));
-                let decision = decide(&stream, expected, &events, last_revision, |id| {
-                    if let Some(&(staged_no, revision, position)) = pending_ids.get(id) {
-                        let same_stream = staged[staged_no].stream == stream;
-                        return Some(IdLocation { same_stream, revision, position: Position::from_sequence(position) });
-                    }
-                    index.lookup(id, stream_no)
-                });
-                let first_revision = match decision {
-                    Err(e) => {
-                        replies.push((reply, Err(e)));
-                        continue;
-                    }
-                    Ok(Decision::Duplicate(result)) => {
-                        replies.push((reply, Ok(result)));
-                        continue;
-                    }
-                    Ok(Decision::Write { first_revision }) => first_revision,
-                };
-                let batch_bytes: u64 = events.iter().map(|e| format::record_bytes(&stream, e) as u64).sum();
-                let in_segment = buf_start_len + buf.len() as u64;
-                if in_segment > SEGMENT_HEADER_BYTES
-                    && in_segment + batch_bytes > self.options.segment_bytes_max
-                    && let Err(e) = self.roll(buf, &mut buf_start_len, &mut new_segments)
-                {
-                    let message = self.fail("rolling over to a new segment", e);
-                    drop(index);
-                    self.fail_all(replies, message);
-                    return;
+        for request in &group.requests {
+            let stream_no = self.streams.get(request.stream.as_str()).copied();
+            let last_revision = stream_no.map(|s| self.next_revision[s as usize] - 1);
+            let ids = &self.ids;
+            let decision = decide(&request.stream, request.expected, &request.events, last_revision, |id| {
+                ids.get(id).map(|stored| IdLocation {
+                    same_stream: Some(stored.stream) == stream_no,
+                    revision: stored.revision,
+                    position: Position::from_sequence(stored.position),
+                })
+            });
+            let first_revision = match decision {
+                Err(e) => {
+                    group.results.push(Err(e));
+                    continue;
                 }
-                let staged_no = staged.len();
-                let last = events.len() - 1;
-                for (i, event) in events.iter().enumerate() {
-                    let position = self.next_position;
-                    self.next_position += 1;
-                    let revision = first_revision + i as u64;
-                    offsets.push(buf_start_len + buf.len() as u64);
-                    format::encode(buf, position, revision, (last - i) as u16, &stream, event);
-                    pending_ids.insert(event.id, (staged_no, revision, position));
+                Ok(Decision::Duplicate(result)) => {
+                    group.results.push(Ok(result));
+                    continue;
                 }
-                let last_rev = first_revision + last as u64;
-                let result = AppendResult {
-                    next_expected_revision: last_rev,
-                    position: Position::from_sequence(self.next_position - 1),
-                };
-                pending_streams.insert(stream.clone(), last_rev);
-                staged.push(Staged { stream, first_revision, ids: events.iter().map(|e| e.id).collect() });
-                replies.push((reply, Ok(result)));
+                Ok(Decision::Write { first_revision }) => first_revision,
+            };
+            let batch_bytes: u64 = request.events.iter().map(|e| format::record_bytes(&request.stream, e) as u64).sum();
+            let in_segment = buf_start_len + buf.len() as u64;
+            if in_segment > SEGMENT_HEADER_BYTES
+                && in_segment + batch_bytes > self.options.segment_bytes_max
+                && let Err(e) = self.roll(buf, &mut buf_start_len, &mut group.new_segments)
+            {
+                self.fail("rolling over to a new segment", e);
+                return group;
             }
+            let stream_no = stream_no.unwrap_or_else(|| {
+                let s = self.next_revision.len() as u32;
+                self.streams.insert(request.stream.clone(), s);
+                self.next_revision.push(0);
+                group.new_streams.push((request.stream.clone(), s));
+                s
+            });
+            let last = request.events.len() - 1;
+            for (i, event) in request.events.iter().enumerate() {
+                let position = self.next_position;
+                self.next_position += 1;
+                let revision = first_revision + i as u64;
+                group.events.push((stream_no, revision, buf_start_len + buf.len() as u64));
+                format::encode(buf, position, revision, (last - i) as u16, &request.stream, event);
+                self.ids.insert(event.id, StoredId { stream: stream_no, revision, position });
+            }
+            let last_revision = first_revision + last as u64;
+            self.next_revision[stream_no as usize] = last_revision + 1;
+            group.results.push(Ok(AppendResult {
+                next_expected_revision: last_revision,
+                position: Position::from_sequence(self.next_position - 1),
+            }));
         }
+        group.durability = Durability::Synced;
         if !buf.is_empty() {
-            let written = self.active.write_all(buf).and_then(|()| self.active.sync_data());
-            if let Err(e) = written {
-                let message = self.fail("writing or syncing the log", e);
-                self.fail_all(replies, message);
-                return;
+            if let Err(e) = (&*self.active).write_all(buf) {
+                self.fail("writing the log", e);
+                group.durability = Durability::Failed;
+                return group;
             }
             self.active_len = buf_start_len + buf.len() as u64;
-        }
-        self.publish(staged, offsets, new_segments);
-        for (reply, result) in replies {
-            let _ = reply.send(result);
-        }
-    }
-
-    /// Answers every request of a failed group with the failure.
-    fn fail_all(&mut self, replies: Vec<Reply>, message: String) {
-        for (reply, _) in replies {
-            let _ = reply.send(Err(StoreError::WriterFailed(message.clone())));
-        }
-    }
-
-    /// Makes the group visible to readers and subscribers, after its fsync.
-    fn publish(&mut self, staged: Vec<Staged>, offsets: Vec<u64>, new_segments: Vec<(u64, PathBuf)>) {
-        let mut index = self.shared.index.write().unwrap_or_else(|p| p.into_inner());
-        let mut offsets = offsets.into_iter();
-        let mut opened = Vec::new();
-        for (first_position, path) in new_segments {
-            // The file was created and synced by this thread; reopening it for reading only
-            // fails if the directory vanished, which the next write would report as well.
-            if let Ok(file) = File::open(&path) {
-                opened.push(SegmentMeta { first_position, file: Arc::new(file), len: SEGMENT_HEADER_BYTES });
-            }
-        }
-        let rolled = !opened.is_empty();
-        if rolled {
-            // Every segment before the new ones is sealed: its length is its file size.
-            let last = index.segments.len() - 1;
-            let sealed_len = index.segments[last].file.metadata().map(|m| m.len()).unwrap_or(index.segments[last].len);
-            index.segments[last].len = sealed_len;
-            let count = opened.len();
-            for (i, meta) in opened.into_iter().enumerate() {
-                let len = if i + 1 == count {
-                    self.active_len
-                } else {
-                    meta.file.metadata().map(|m| m.len()).unwrap_or(meta.len)
+            group.durability = Durability::Pending(self.active.clone());
+            if self.options.sync == SyncPolicy::EveryAppend {
+                // The naive baseline: this append's own sync, before the next one is written.
+                group.durability = match self.active.sync_data() {
+                    Ok(()) => Durability::Synced,
+                    Err(e) => {
+                        self.fail("syncing the log", e);
+                        Durability::Failed
+                    }
                 };
-                index.segments.push(SegmentMeta { len, ..meta });
             }
         }
-        for s in staged {
-            for (i, id) in s.ids.into_iter().enumerate() {
-                let offset = offsets.next().unwrap_or_default();
-                // The writer checked the revision and id above; a failure here is a bug.
-                if let Err(e) = index.push(&s.stream, s.first_revision + i as u64, id, offset) {
-                    panic!("embedded log index out of step with the writer: {e}");
-                }
-            }
-        }
-        if let Some(last) = index.segments.last_mut() {
-            last.len = self.active_len;
-        }
-        let head = index.head();
-        drop(index);
-        self.shared.head.send_replace(Position::from_sequence(head));
+        group.active_len = self.active_len;
+        group
     }
 
     /// Seals the active segment (writing and syncing what is buffered) and starts a new one.
@@ -226,7 +408,7 @@ impl Writer {
         buf_start_len: &mut u64,
         new_segments: &mut Vec<(u64, PathBuf)>,
     ) -> std::io::Result<()> {
-        self.active.write_all(buf)?;
+        (&*self.active).write_all(buf)?;
         self.active.sync_data()?;
         let first_position = self.next_position;
         let path = self.dir.join(format::segment_file_name(first_position));
@@ -237,7 +419,7 @@ impl Writer {
             StoreError::Io(e) => e,
             other => std::io::Error::other(other.to_string()),
         })?;
-        self.active = file;
+        self.active = Arc::new(file);
         self.active_len = SEGMENT_HEADER_BYTES;
         // Offsets already staged for the old segment stay as they are; new ones start after
         // the new header.
@@ -245,5 +427,140 @@ impl Writer {
         *buf_start_len = SEGMENT_HEADER_BYTES;
         new_segments.push((first_position, path));
         Ok(())
+    }
+}
+
+/// The syncer thread: makes written groups durable, publishes them, answers them.
+pub(crate) fn run_syncer(shared: Arc<Shared>, handoff: Arc<Handoff>) {
+    // Should the syncer panic (a bug), the writer must not wait for it forever.
+    let _guard = SyncerExit { handoff: handoff.clone(), shared: shared.clone() };
+    let mut taken: Vec<Written> = Vec::new();
+    while handoff.take(&mut taken) {
+        // One sync per file covers every group taken (each group names the segment it ends in;
+        // earlier segments were synced when they were sealed).
+        let mut failed =
+            shared.failed.load(Ordering::Acquire) || taken.iter().any(|g| matches!(g.durability, Durability::Failed));
+        let mut synced: Option<&Arc<File>> = None;
+        for group in taken.iter().rev() {
+            let Durability::Pending(file) = &group.durability else { continue };
+            if failed || synced.is_some_and(|s| Arc::ptr_eq(s, file)) {
+                continue;
+            }
+            if let Err(e) = file.sync_data() {
+                shared
+                    .fail(format!("syncing the log failed ({e}); restart the process to recover from the log on disk"));
+                failed = true;
+            }
+            synced = Some(file);
+        }
+        if failed {
+            // A failed sync may have dropped the group's pages: nothing taken is known durable.
+            let message = shared.failure_message();
+            for group in taken.drain(..) {
+                answer_all_failed(group.requests, &message);
+            }
+            continue;
+        }
+        publish(&shared, &mut taken);
+        for group in taken.drain(..) {
+            // Only a failed group lacks answers, and failed groups were answered above.
+            debug_assert_eq!(group.results.len(), group.requests.len());
+            for (request, result) in group.requests.into_iter().zip(group.results) {
+                let Request { stream, events, reply, .. } = request;
+                // A caller that stopped waiting has nothing to be told.
+                let _ = reply.send(Reply { result, returned: (stream, events) });
+            }
+        }
+    }
+}
+
+/// Makes durable groups visible to readers and subscribers.
+fn publish(shared: &Shared, groups: &mut [Written]) {
+    let mut index = shared.index.write().unwrap_or_else(|p| p.into_inner());
+    for group in groups.iter_mut() {
+        let mut opened = Vec::new();
+        for (first_position, path) in group.new_segments.drain(..) {
+            // The file was created and synced by the writer; reopening it for reading only
+            // fails if the directory vanished, which the next write would report as well.
+            if let Ok(file) = File::open(&path) {
+                opened.push(SegmentMeta { first_position, file: Arc::new(file), len: SEGMENT_HEADER_BYTES });
+            }
+        }
+        if !opened.is_empty() {
+            // Every segment before the new ones is sealed: its length is its file size.
+            let last = index.segments.len() - 1;
+            let sealed_len = index.segments[last].file.metadata().map(|m| m.len()).unwrap_or(index.segments[last].len);
+            index.segments[last].len = sealed_len;
+            let count = opened.len();
+            for (i, meta) in opened.into_iter().enumerate() {
+                let len = if i + 1 == count {
+                    group.active_len
+                } else {
+                    meta.file.metadata().map(|m| m.len()).unwrap_or(meta.len)
+                };
+                index.segments.push(SegmentMeta { len, ..meta });
+            }
+        }
+        // The writer checked revisions and ids; a mismatch here is a bug.
+        for (name, stream) in group.new_streams.drain(..) {
+            if let Err(e) = index.add_stream(name, stream) {
+                panic!("embedded log index out of step with the writer: {e}");
+            }
+        }
+        index.offsets.reserve(group.events.len());
+        for &(stream, revision, offset) in &group.events {
+            if let Err(e) = index.push_numbered(stream, revision, offset) {
+                panic!("embedded log index out of step with the writer: {e}");
+            }
+        }
+        if let Some(last) = index.segments.last_mut() {
+            last.len = group.active_len;
+        }
+    }
+    let head = index.head();
+    drop(index);
+    shared.head.send_replace(Position::from_sequence(head));
+}
+
+/// Fails the log and drops the queued appends when the writer thread ends, normally (the
+/// queue is closed and drained by then) or by a panic.
+struct AbandonOnExit {
+    queue: Arc<Queue>,
+    handoff: Arc<Handoff>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for AbandonOnExit {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.shared.fail("the log writer stopped on a bug; restart the process".into());
+        }
+        self.queue.abandon();
+        // The syncer answers what was handed over, then stops.
+        self.handoff.close();
+    }
+}
+
+/// Fails the log and releases the writer if the syncer thread ends by a panic.
+struct SyncerExit {
+    handoff: Arc<Handoff>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for SyncerExit {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.shared.fail("the log syncer stopped on a bug; restart the process".into());
+            self.handoff.abandon();
+        }
+    }
+}
+
+/// Answers every request of a failed group with the failure.
+fn answer_all_failed(requests: Vec<Request>, message: &str) {
+    for request in requests {
+        let Request { stream, events, reply, .. } = request;
+        let result = Err(StoreError::WriterFailed(message.to_owned()));
+        let _ = reply.send(Reply { result, returned: (stream, events) });
     }
 }

@@ -13,3 +13,37 @@ rollcall_store::contract_suite!(async || {
     let log = EmbeddedLog::open(dir.path(), small_segments()).await.expect("open the embedded log");
     Guarded { store: log, guard: dir }
 });
+
+/// Retries racing the original append (the same ids, sent again before the first answer) are
+/// answered from the writer's view of groups not yet durable, with the original result, and
+/// store nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_racing_the_original_store_it_once() -> anyhow::Result<()> {
+    use std::sync::Arc;
+
+    use rollcall_store::contract::event;
+    use rollcall_store::{EventFilter, EventStore, ExpectedRevision, Position};
+
+    let dir = tempfile::tempdir()?;
+    let log = Arc::new(EmbeddedLog::open(dir.path(), small_segments()).await?);
+    for round in 0..20 {
+        let stream = format!("race-{round}");
+        let batch = vec![event("Raced"), event("Raced")];
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (log, stream, batch) = (log.clone(), stream.clone(), batch.clone());
+                tokio::spawn(async move { log.append(&stream, ExpectedRevision::Any, batch).await })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await??);
+        }
+        anyhow::ensure!(results.windows(2).all(|w| w[0] == w[1]), "every retry gets the original result");
+        let stored = log.read_stream(&stream, 0, 100).await?;
+        anyhow::ensure!(stored.len() == 2, "round {round}: {} events stored, 2 expected", stored.len());
+    }
+    let all = log.read_all(Position::START, &EventFilter::all(), 1000).await?;
+    anyhow::ensure!(all.len() == 40, "{} events in the log, 40 expected", all.len());
+    Ok(())
+}

@@ -118,15 +118,27 @@ async fn truncated_record_at_the_tail_is_dropped_on_open() -> anyhow::Result<()>
     let last = files.last().context("a segment")?;
     let len = std::fs::metadata(last)?.len();
     OpenOptions::new().write(true).open(last)?.set_len(len - 10)?;
-    ensure!(matches!(inspect(dir.path())?.segments.last().map(|s| &s.status), Some(SegmentStatus::TornTail { .. })));
+    let report = inspect(dir.path())?;
+    let tail = report.segments.last().context("a segment")?;
+    ensure!(matches!(tail.status, SegmentStatus::TornTail { .. }));
+    let valid_bytes = tail.valid_bytes;
 
     let log = EmbeddedLog::open(dir.path(), small_segments()).await?;
     let kept = read_all(&log).await?;
     ensure!(ids(&kept) == ids(&written[..written.len() - 1]), "only the torn record is lost");
-    let r = log.append("after", ExpectedRevision::Any, vec![event("A")]).await?;
+    let after = event("A");
+    let r = log.append("after", ExpectedRevision::Any, vec![after.clone()]).await?;
     ensure!(r.position.sequence() == written.len() as u64);
     log.close().await;
-    ensure!(std::fs::metadata(last)?.len() > len - 10, "the new append went where the torn one was");
+    // The torn bytes were cut off and the new record starts where the whole ones end, so the
+    // segment reads back clean with the new event last.
+    ensure!(std::fs::metadata(last)?.len() > valid_bytes, "the new append went where the torn one was");
+    let report = inspect(dir.path())?;
+    ensure!(report.segments.iter().all(|s| s.status == SegmentStatus::Clean), "the log is clean after the append");
+    let log = EmbeddedLog::open(dir.path(), small_segments()).await?;
+    let reread = read_all(&log).await?;
+    ensure!(reread.last().map(|e| e.id) == Some(after.id), "the new event is the last one");
+    log.close().await;
     Ok(())
 }
 

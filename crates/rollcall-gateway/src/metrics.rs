@@ -1,0 +1,137 @@
+//! Prometheus metrics, written in the text exposition format without a metrics library: a few
+//! atomics are all the hot path needs.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How a request ended, for `rollcall_gateway_requests_total{outcome}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Forwarded and answered by the upstream.
+    Ok,
+    /// Missing, malformed or unknown token.
+    Unauthorized,
+    /// Revoked token.
+    Revoked,
+    /// Token of another workspace.
+    Forbidden,
+    /// Over the rate limit.
+    RateLimited,
+    /// Malformed or oversized request.
+    BadRequest,
+    /// The token check or the log could not be reached.
+    Unavailable,
+    /// The upstream could not be reached or is not configured.
+    UpstreamUnavailable,
+    /// A bug.
+    Internal,
+}
+
+const OUTCOMES: [(Outcome, &str); 9] = [
+    (Outcome::Ok, "ok"),
+    (Outcome::Unauthorized, "unauthorized"),
+    (Outcome::Revoked, "revoked"),
+    (Outcome::Forbidden, "forbidden"),
+    (Outcome::RateLimited, "rate_limited"),
+    (Outcome::BadRequest, "bad_request"),
+    (Outcome::Unavailable, "unavailable"),
+    (Outcome::UpstreamUnavailable, "upstream_unavailable"),
+    (Outcome::Internal, "internal"),
+];
+
+/// Upper bounds of the check-latency buckets, in microseconds.
+const CHECK_BUCKETS_US: [u64; 12] = [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 500_000];
+
+/// Reports each projection's lag in events, for `rollcall_projection_lag_events`.
+pub type LagProbe = Arc<dyn Fn() -> Vec<(String, u64)> + Send + Sync>;
+
+/// The gateway's counters.
+#[derive(Default)]
+pub struct Metrics {
+    outcomes: [AtomicU64; OUTCOMES.len()],
+    check_buckets: [AtomicU64; CHECK_BUCKETS_US.len()],
+    check_count: AtomicU64,
+    check_sum_us: AtomicU64,
+    streams_closed_revoked: AtomicU64,
+    tool_calls: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one request's outcome.
+    pub fn outcome(&self, outcome: Outcome) {
+        let index = OUTCOMES.iter().position(|(o, _)| *o == outcome).unwrap_or(0);
+        self.outcomes[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records one token check's latency.
+    pub fn check_latency(&self, elapsed: Duration) {
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.check_count.fetch_add(1, Ordering::Relaxed);
+        self.check_sum_us.fetch_add(us, Ordering::Relaxed);
+        if let Some(i) = CHECK_BUCKETS_US.iter().position(|&b| us <= b) {
+            self.check_buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts streams closed because their token was revoked.
+    pub fn streams_closed(&self, count: usize) {
+        self.streams_closed_revoked.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// Counts tool calls recorded.
+    pub fn tool_call(&self) {
+        self.tool_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The number of requests that ended with `outcome` so far.
+    pub fn count(&self, outcome: Outcome) -> u64 {
+        let index = OUTCOMES.iter().position(|(o, _)| *o == outcome).unwrap_or(0);
+        self.outcomes[index].load(Ordering::Relaxed)
+    }
+
+    /// Renders the text exposition format.
+    pub fn render(&self, open_streams: usize, lag: Option<&LagProbe>) -> String {
+        let mut out = String::with_capacity(2048);
+        out.push_str("# HELP rollcall_gateway_requests_total Requests to /mcp by outcome.\n");
+        out.push_str("# TYPE rollcall_gateway_requests_total counter\n");
+        for (i, (_, name)) in OUTCOMES.iter().enumerate() {
+            let value = self.outcomes[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "rollcall_gateway_requests_total{{outcome=\"{name}\"}} {value}");
+        }
+        out.push_str("# HELP rollcall_gateway_check_seconds Latency of the token check and rate limit.\n");
+        out.push_str("# TYPE rollcall_gateway_check_seconds histogram\n");
+        let mut cumulative = 0;
+        for (i, bound) in CHECK_BUCKETS_US.iter().enumerate() {
+            cumulative += self.check_buckets[i].load(Ordering::Relaxed);
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(out, "rollcall_gateway_check_seconds_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let count = self.check_count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "rollcall_gateway_check_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.check_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "rollcall_gateway_check_seconds_sum {sum}");
+        let _ = writeln!(out, "rollcall_gateway_check_seconds_count {count}");
+        out.push_str("# HELP rollcall_gateway_open_streams Event streams open through the gateway.\n");
+        out.push_str("# TYPE rollcall_gateway_open_streams gauge\n");
+        let _ = writeln!(out, "rollcall_gateway_open_streams {open_streams}");
+        out.push_str(
+            "# HELP rollcall_gateway_streams_closed_revoked_total Streams closed because their token was revoked.\n",
+        );
+        out.push_str("# TYPE rollcall_gateway_streams_closed_revoked_total counter\n");
+        let closed = self.streams_closed_revoked.load(Ordering::Relaxed);
+        let _ = writeln!(out, "rollcall_gateway_streams_closed_revoked_total {closed}");
+        out.push_str("# HELP rollcall_gateway_tool_calls_total Tool calls recorded and forwarded.\n");
+        out.push_str("# TYPE rollcall_gateway_tool_calls_total counter\n");
+        let _ = writeln!(out, "rollcall_gateway_tool_calls_total {}", self.tool_calls.load(Ordering::Relaxed));
+        if let Some(probe) = lag {
+            out.push_str("# HELP rollcall_projection_lag_events Events a projection has yet to apply.\n");
+            out.push_str("# TYPE rollcall_projection_lag_events gauge\n");
+            for (name, lag) in probe() {
+                let _ = writeln!(out, "rollcall_projection_lag_events{{projection=\"{name}\"}} {lag}");
+            }
+        }
+        out
+    }
+}
