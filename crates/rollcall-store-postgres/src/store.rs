@@ -1,6 +1,6 @@
 //! The PostgreSQL event store.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,7 @@ use bytes::Bytes;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use rollcall_core::envelope::{Metadata, NewEvent, Position, RecordedEvent};
 use rollcall_store::{AppendResult, EventFilter, EventStore, ExpectedRevision, StoreError, Subscription};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, NoTls, Row, Statement};
 use uuid::Uuid;
@@ -30,7 +30,7 @@ const SUBSCRIPTION_PAGE_EVENTS_MAX: usize = 1000;
 /// Cheap to share behind an `Arc`; every call takes a pooled connection for its duration.
 pub struct PostgresStore {
     shared: Arc<Shared>,
-    group: Option<mpsc::Sender<GroupRequest>>,
+    group: Option<GroupCommit>,
     migrations_applied: Vec<i32>,
 }
 
@@ -278,6 +278,7 @@ impl EventStore for PostgresStore {
             (Some(group), ExpectedRevision::Any) => {
                 let (reply, answer) = oneshot::channel();
                 group
+                    .worker_for(&request.stream)
                     .send(GroupRequest { request, reply })
                     .await
                     .map_err(|_| StoreError::Backend("postgres: the group commit has stopped".into()))?;
@@ -520,69 +521,83 @@ struct GroupRequest {
     reply: oneshot::Sender<Result<AppendResult, StoreError>>,
 }
 
-/// Starts the group-commit workers; they stop when the returned sender is dropped.
+/// The group-commit workers, each owning the streams that hash to it.
 ///
-/// Each worker takes whatever `Any` appends are queued when it becomes free (no artificial
-/// delay), so batches grow only under load, when one transaction per append would queue anyway.
-fn start_group_commit(shared: &Arc<Shared>) -> mpsc::Sender<GroupRequest> {
-    let (sender, receiver) = mpsc::channel(shared.options.group_commit_queue_appends_max.max(1));
-    let receiver = Arc::new(Mutex::new(receiver));
-    let workers = (shared.options.pool_size / 2).max(1);
-    for _ in 0..workers {
-        tokio::spawn(group_commit_worker(shared.clone(), receiver.clone()));
-    }
-    sender
+/// Routing every append of a stream to one worker means two workers never hold transactions
+/// that wait on each other's stream locks, and a worker defers a second append to a stream in
+/// the same batch to its next one, so concurrent appenders of a few hot streams still share
+/// commits instead of queueing behind each other's locks.
+struct GroupCommit {
+    workers: Vec<mpsc::Sender<GroupRequest>>,
 }
 
-async fn group_commit_worker(shared: Arc<Shared>, receiver: Arc<Mutex<mpsc::Receiver<GroupRequest>>>) {
+impl GroupCommit {
+    fn worker_for(&self, stream: &str) -> &mpsc::Sender<GroupRequest> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        stream.hash(&mut hasher);
+        &self.workers[(hasher.finish() % self.workers.len() as u64) as usize]
+    }
+}
+
+/// Starts the group-commit workers; they stop when the returned senders are dropped.
+fn start_group_commit(shared: &Arc<Shared>) -> GroupCommit {
+    let count = (shared.options.pool_size / 2).max(1);
+    let queue = (shared.options.group_commit_queue_appends_max / count).max(1);
+    let workers = (0..count)
+        .map(|_| {
+            let (sender, receiver) = mpsc::channel(queue);
+            tokio::spawn(group_commit_worker(shared.clone(), receiver));
+            sender
+        })
+        .collect();
+    GroupCommit { workers }
+}
+
+async fn group_commit_worker(shared: Arc<Shared>, mut receiver: mpsc::Receiver<GroupRequest>) {
     let appends_max = shared.options.group_commit_appends_max;
     let events_max = shared.options.group_commit_events_max;
-    let mut carried: Option<GroupRequest> = None;
+    // Appends that could not join the batch being built (same stream or event id, or over the
+    // size), in arrival order; they go first into the next batches.
+    let mut deferred: VecDeque<GroupRequest> = VecDeque::new();
     loop {
+        if deferred.is_empty() {
+            match receiver.recv().await {
+                Some(request) => deferred.push_back(request),
+                None => return,
+            }
+        }
+        while deferred.len() < appends_max * 2 {
+            match receiver.try_recv() {
+                Ok(request) => deferred.push_back(request),
+                Err(_) => break,
+            }
+        }
         let mut batch: Vec<GroupRequest> = Vec::new();
         let mut streams: HashSet<String> = HashSet::new();
         let mut ids: HashSet<Uuid> = HashSet::new();
         let mut events = 0;
-        // Appends to the same stream, or sharing an event id, go into different transactions.
-        let mut admit = |candidate: GroupRequest, batch: &mut Vec<GroupRequest>| -> Option<GroupRequest> {
+        let mut rest = VecDeque::with_capacity(deferred.len());
+        while let Some(candidate) = deferred.pop_front() {
+            // The first append always fits; the others must not touch a stream or an event id
+            // already in the batch (a stream's appends stay in arrival order across batches).
             let fits = batch.is_empty()
-                || (events + candidate.request.events.len() <= events_max
+                || (batch.len() < appends_max
+                    && events + candidate.request.events.len() <= events_max
                     && !streams.contains(&candidate.request.stream)
                     && !candidate.request.events.iter().any(|e| ids.contains(&e.id)));
-            if !fits {
-                return Some(candidate);
-            }
-            events += candidate.request.events.len();
-            streams.insert(candidate.request.stream.clone());
-            ids.extend(candidate.request.events.iter().map(|e| e.id));
-            batch.push(candidate);
-            None
-        };
-        if let Some(request) = carried.take() {
-            carried = admit(request, &mut batch);
-        }
-        if batch.is_empty() {
-            let mut receiver = receiver.lock().await;
-            match receiver.recv().await {
-                Some(request) => carried = admit(request, &mut batch),
-                None => return,
-            }
-            while carried.is_none() && batch.len() < appends_max {
-                match receiver.try_recv() {
-                    Ok(request) => carried = admit(request, &mut batch),
-                    Err(_) => break,
-                }
-            }
-        } else if let Ok(mut receiver) = receiver.try_lock() {
-            // With a carried append in hand, never wait for the queue: the worker holding it may
-            // be waiting for appends that only arrive once this one is answered.
-            while carried.is_none() && batch.len() < appends_max {
-                match receiver.try_recv() {
-                    Ok(request) => carried = admit(request, &mut batch),
-                    Err(_) => break,
-                }
+            if fits {
+                events += candidate.request.events.len();
+                streams.insert(candidate.request.stream.clone());
+                ids.extend(candidate.request.events.iter().map(|e| e.id));
+                batch.push(candidate);
+            } else {
+                // Keep later appends of a deferred stream behind it.
+                streams.insert(candidate.request.stream.clone());
+                rest.push_back(candidate);
             }
         }
+        deferred = rest;
         let (requests, replies): (Vec<AppendRequest>, Vec<_>) = batch.into_iter().map(|g| (g.request, g.reply)).unzip();
         match shared.append_batch(&requests).await {
             Ok(results) => {
