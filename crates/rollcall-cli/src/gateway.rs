@@ -2,26 +2,21 @@
 //!
 //! Inside `serve`, the gateway's routes (`/mcp`, `/w/{workspace}/mcp`, `/metrics`) are served on
 //! the API's port, so users configure one URL. Without Redis the gateway checks tokens against
-//! the API's own in-process token view ([`ViewAuthority`]), so `member remove` returning means
+//! the API's own in-process token view (`ProjectedAuthority`), so `member remove` returning means
 //! the gateway refuses the token: there is one view, and the API waits for it.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use anyhow::Context;
-use async_trait::async_trait;
 use axum::http::header;
 use axum::routing::get;
 use rollcall_api::Runtime;
 use rollcall_api::server::RouterHook;
-use rollcall_core::token::TokenHash;
-use rollcall_gateway::authority::SlidingWindowLimiter;
 use rollcall_gateway::{
-    AuthorityError, Gateway, GatewayConfig, GatewayOptions, LagProbe, RateLimit, RedisAuthority, RedisAuthorityConfig,
-    StoreUpstreams, TokenAuthority, TokenInfo, TokenKind, TokenStatus, Verdict,
+    Gateway, GatewayConfig, GatewayOptions, LagProbe, ProjectedAuthority, RateLimit, RedisAuthority,
+    RedisAuthorityConfig, StoreUpstreams, TokenAuthority,
 };
-use rollcall_tokens::{InProcessTokens, TokenCheck};
-use tokio::sync::broadcast;
+use rollcall_tokens::InProcessTokens;
 
 use crate::cli::GatewayArgs;
 
@@ -46,7 +41,7 @@ pub fn serve_hook(redis: Option<RedisAuthorityConfig>, slot: GatewaySlot) -> Rou
                         .cloned()
                         .and_then(|v| v.downcast::<InProcessTokens>().ok())
                         .context("the server runs no in-process token view for the gateway")?;
-                    Arc::new(ViewAuthority::new((*view).clone(), limit))
+                    Arc::new(ProjectedAuthority::new((*view).clone(), limit))
                 }
             };
             let upstreams = StoreUpstreams::follow(runtime.store.clone())
@@ -93,80 +88,4 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     result.context("the gateway stopped")?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The token check over the server's in-process token view, with the rate limit in process.
-pub struct ViewAuthority {
-    tokens: InProcessTokens,
-    limiter: SlidingWindowLimiter,
-    epoch: Instant,
-}
-
-impl ViewAuthority {
-    /// Checks tokens against `tokens`, `limit` requests per window each.
-    pub fn new(tokens: InProcessTokens, limit: RateLimit) -> ViewAuthority {
-        ViewAuthority { tokens, limiter: SlidingWindowLimiter::new(limit), epoch: Instant::now() }
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-}
-
-fn gateway_info(info: rollcall_tokens::TokenInfo) -> TokenInfo {
-    TokenInfo {
-        workspace_id: info.workspace_id,
-        workspace: info.workspace,
-        kind: match info.kind {
-            rollcall_tokens::TokenKind::Member => TokenKind::Member,
-            rollcall_tokens::TokenKind::Bot => TokenKind::Bot,
-        },
-        subject_id: info.subject_id,
-        token_id: info.token_id,
-        label: info.label,
-    }
-}
-
-fn unavailable() -> AuthorityError {
-    AuthorityError::Unavailable("the token view is being built; retry shortly".into())
-}
-
-#[async_trait]
-impl TokenAuthority for ViewAuthority {
-    async fn check(&self, hash: &TokenHash) -> Result<Verdict, AuthorityError> {
-        match self.tokens.check_now(hash) {
-            TokenCheck::Valid(info) => match self.limiter.acquire(hash, self.now_ms()) {
-                Ok(()) => Ok(Verdict::Allowed(gateway_info(info))),
-                Err(retry_after_ms) => Ok(Verdict::Limited { info: gateway_info(info), retry_after_ms }),
-            },
-            TokenCheck::Revoked(info) => Ok(Verdict::Revoked(gateway_info(info))),
-            TokenCheck::Unknown => Ok(Verdict::Unknown),
-            TokenCheck::Unavailable => Err(unavailable()),
-        }
-    }
-
-    async fn statuses(&self, hashes: &[TokenHash]) -> Result<Vec<TokenStatus>, AuthorityError> {
-        // Called by the periodic sweep: a good moment to forget idle rate-limit logs too.
-        self.limiter.forget_idle(self.now_ms());
-        hashes
-            .iter()
-            .map(|hash| match self.tokens.check_now(hash) {
-                TokenCheck::Valid(_) => Ok(TokenStatus::Active),
-                TokenCheck::Revoked(_) => Ok(TokenStatus::Revoked),
-                TokenCheck::Unknown => Ok(TokenStatus::Unknown),
-                TokenCheck::Unavailable => Err(unavailable()),
-            })
-            .collect()
-    }
-
-    fn revocations(&self) -> broadcast::Receiver<TokenHash> {
-        self.tokens.subscribe_revocations()
-    }
-
-    async fn ping(&self) -> Result<(), AuthorityError> {
-        match self.tokens.check_now(&TokenHash([0; 32])) {
-            TokenCheck::Unavailable => Err(unavailable()),
-            _ => Ok(()),
-        }
-    }
 }
