@@ -10,7 +10,7 @@ pub mod memory;
 pub mod store;
 pub(crate) mod subscription;
 
-pub use embedded::{EmbeddedLog, EmbeddedOptions, SyncPolicy};
+pub use embedded::{EmbeddedLog, EmbeddedOptions, SyncFaults, SyncPolicy};
 pub use error::StoreError;
 pub use limits::Limits;
 pub use memory::MemoryStore;

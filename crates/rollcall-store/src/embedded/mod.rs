@@ -25,7 +25,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
@@ -70,6 +70,29 @@ pub struct EmbeddedOptions {
     pub sync: SyncPolicy,
     /// Limits on appends and reads.
     pub limits: Limits,
+    /// Syncs to fail on purpose, to exercise what a failed `fdatasync` does (tests only; none
+    /// by default).
+    pub sync_faults: SyncFaults,
+}
+
+/// A count of upcoming group syncs that fail as if `fdatasync` had returned an error.
+///
+/// A real failed sync needs a failing disk; this lets a test drive the same path from the
+/// syscall's result onwards: the syncer answers every pending append with `WriterFailed` and the
+/// log refuses every later append until it is reopened.
+#[derive(Clone, Debug, Default)]
+pub struct SyncFaults(Arc<AtomicU64>);
+
+impl SyncFaults {
+    /// Makes the next `count` group syncs fail.
+    pub fn fail_next(&self, count: u64) {
+        self.0.store(count, Ordering::Release);
+    }
+
+    /// Whether this sync is to fail (and counts it).
+    pub(crate) fn take(&self) -> bool {
+        self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok()
+    }
 }
 
 impl Default for EmbeddedOptions {
@@ -80,6 +103,7 @@ impl Default for EmbeddedOptions {
             group_commit_events_max: 16 * 1024,
             sync: SyncPolicy::GroupCommit,
             limits: Limits::default(),
+            sync_faults: SyncFaults::default(),
         }
     }
 }
@@ -96,6 +120,7 @@ pub(crate) struct Shared {
     pub failed: AtomicBool,
     pub failure: Mutex<Option<String>>,
     pub limits: Limits,
+    pub sync_faults: SyncFaults,
     _lock: DirLock,
 }
 
@@ -196,6 +221,7 @@ impl EmbeddedLog {
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
             limits: options.limits,
+            sync_faults: options.sync_faults.clone(),
             _lock: lock,
         });
         let queue = Arc::new(Queue::new(options.queue_appends_max));

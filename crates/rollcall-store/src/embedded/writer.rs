@@ -446,7 +446,12 @@ pub(crate) fn run_syncer(shared: Arc<Shared>, handoff: Arc<Handoff>) {
             if failed || synced.is_some_and(|s| Arc::ptr_eq(s, file)) {
                 continue;
             }
-            if let Err(e) = file.sync_data() {
+            let result = if shared.sync_faults.take() {
+                Err(std::io::Error::other("injected sync failure"))
+            } else {
+                file.sync_data()
+            };
+            if let Err(e) = result {
                 shared
                     .fail(format!("syncing the log failed ({e}); restart the process to recover from the log on disk"));
                 failed = true;

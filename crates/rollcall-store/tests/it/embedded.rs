@@ -47,3 +47,34 @@ async fn retries_racing_the_original_store_it_once() -> anyhow::Result<()> {
     anyhow::ensure!(all.len() == 40, "{} events in the log, 40 expected", all.len());
     Ok(())
 }
+
+/// A failed `fdatasync` is fatal: the appends it was to cover are answered with `WriterFailed`
+/// (never acknowledged), every later append is refused without a retry, and reopening the log
+/// recovers exactly what was acknowledged before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sync_stops_the_writer_for_good() -> anyhow::Result<()> {
+    use rollcall_store::contract::event;
+    use rollcall_store::{EventFilter, EventStore, ExpectedRevision, Position, StoreError, SyncFaults};
+
+    let dir = tempfile::tempdir()?;
+    let faults = SyncFaults::default();
+    let log =
+        EmbeddedLog::open(dir.path(), EmbeddedOptions { sync_faults: faults.clone(), ..small_segments() }).await?;
+    let acknowledged = log.append("before", ExpectedRevision::NoStream, vec![event("Kept")]).await?;
+
+    faults.fail_next(1);
+    let failed = log.append("during", ExpectedRevision::Any, vec![event("Lost")]).await;
+    assert!(matches!(failed, Err(StoreError::WriterFailed(_))), "the append the failed sync covered: {failed:?}");
+    let later = log.append("after", ExpectedRevision::Any, vec![event("Refused")]).await;
+    let Err(StoreError::WriterFailed(message)) = later else { panic!("a later append must be refused: {later:?}") };
+    assert!(message.contains("restart"), "the refusal says what to do: {message}");
+    assert_eq!(log.head().await?, acknowledged.position, "readers never see what was not acknowledged");
+    log.close().await;
+
+    let reopened = EmbeddedLog::open(dir.path(), small_segments()).await?;
+    let kept = reopened.read_all(Position::START, &EventFilter::all(), 100).await?;
+    assert!(kept.iter().any(|e| e.event_type == "Kept"), "the acknowledged event is there");
+    assert!(kept.iter().all(|e| e.event_type != "Refused"), "nothing refused was written");
+    reopened.append("after", ExpectedRevision::Any, vec![event("Accepted")]).await?;
+    Ok(())
+}
