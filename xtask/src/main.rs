@@ -52,10 +52,12 @@ fn services() -> Result<()> {
 }
 
 fn ensure_redis(apt_updated: &mut bool) -> Result<()> {
+    // Some tests start private redis-servers of their own (to stop and restart them), so the
+    // binary must be there even when a Redis already answers.
+    ensure_debian_package("redis-server", apt_updated)?;
     if reachable("127.0.0.1:6379") {
         return Ok(());
     }
-    ensure_debian_package("redis-server", apt_updated)?;
     eprintln!("xtask: starting redis-server on 127.0.0.1:6379");
     run(Command::new("redis-server").args([
         "--daemonize",
