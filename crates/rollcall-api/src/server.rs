@@ -262,7 +262,7 @@ impl Server {
             tokio::spawn(sweep_expired(service.clone(), Duration::from_millis(expiry_sweep_interval_ms.max(10))));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
+            let served = axum::serve(listener, app.into_make_service())
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;
                 })

@@ -102,7 +102,10 @@ pub async fn run(config: GatewayConfig, shutdown: impl Future<Output = ()> + Sen
         .await
         .map_err(|source| RunError::Bind { addr: config.listen, source })?;
     tracing::info!(listen = %config.listen, redis = config.redis.is_some(), "gateway listening");
-    axum::serve(listener, router(gateway.clone())).with_graceful_shutdown(shutdown).await.map_err(RunError::Serve)?;
+    axum::serve(listener, router(gateway.clone()).into_make_service())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(RunError::Serve)?;
     gateway.shutdown().await;
     Ok(())
 }
