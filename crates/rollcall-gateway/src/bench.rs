@@ -2,7 +2,7 @@
 //! concurrent clients directly, through nginx as a plain reverse proxy, and through the gateway
 //! with Redis; then 10,000 open event streams through the gateway and its resident memory.
 //!
-//! The gateway runs in a child process (this binary, `serve-gateway`) so that its memory and
+//! The gateway runs in a child process (`rollcall-bench serve-gateway`) so that its memory and
 //! CPU are its own, as nginx's are.
 
 use std::convert::Infallible;
