@@ -139,11 +139,18 @@ pub async fn run(options: BenchOptions) -> Result<Value> {
     for url in [&upstream_url, &nginx.url(), &gateway.url()] {
         closed_loop(url, &tokens, concurrency, Duration::from_millis(500)).await?;
     }
+    let processes = Processes { nginx: nginx.child.id(), gateway: gateway.child.id(), redis: redis.child.id() };
+    let cpu = processes.cpu();
     let direct = closed_loop(&upstream_url, &tokens, concurrency, duration).await?;
+    let cpu_direct = processes.cpu().since(&cpu);
     let via_nginx = closed_loop(&nginx.url(), &tokens, concurrency, duration).await?;
+    let cpu_nginx = processes.cpu().since(&cpu_direct.end);
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut redis_connection).await?;
     let evals_before = script_calls(&mut redis_connection).await?;
     let via_gateway = closed_loop(&gateway.url(), &tokens, concurrency, duration).await?;
+    let cpu_gateway = processes.cpu().since(&cpu_nginx.end);
     let evals_after = script_calls(&mut redis_connection).await?;
+    let redis_usec_per_check = script_usec_per_call(&mut redis_connection).await?;
     let round_trips = (evals_after - evals_before) as f64 / via_gateway.requests.max(1) as f64;
 
     let half_rate = via_gateway.rps() / 2.0;
@@ -180,8 +187,14 @@ pub async fn run(options: BenchOptions) -> Result<Value> {
             "gateway": gateway_half.summary(),
             "nginx_added_p99_ms": round3(nginx_half.p99_ms() - direct_half.p99_ms()),
         },
+        "cpu_us_per_request": {
+            "direct": cpu_direct.per_request(direct.requests),
+            "nginx": cpu_nginx.per_request(via_nginx.requests),
+            "gateway": cpu_gateway.per_request(via_gateway.requests),
+        },
         "added_p99_ms": round3(added_p99_ms),
         "redis_round_trips_per_request": round3(round_trips),
+        "redis_usec_per_check": round3(redis_usec_per_check),
         "rss_mib_10k_streams": round3(rss_mib),
         "streams_opened": opened,
         "settings": {
@@ -203,6 +216,100 @@ pub async fn run(options: BenchOptions) -> Result<Value> {
             "met": ratio >= 0.7 && added_p99_ms <= 2.0 && (round_trips - 1.0).abs() < 0.01 && rss_mib < 256.0,
         },
     }))
+}
+
+/// The processes whose CPU time the benchmark accounts for.
+struct Processes {
+    nginx: u32,
+    gateway: u32,
+    redis: u32,
+}
+
+/// CPU time used so far, in clock ticks, by each process of a measurement.
+#[derive(Clone, Copy, Default)]
+struct CpuTicks {
+    /// This process: the load generator and the upstream.
+    load_and_upstream: u64,
+    /// nginx's master and workers.
+    nginx: u64,
+    gateway: u64,
+    redis: u64,
+}
+
+/// CPU ticks spent during one measurement, and the reading it ended at.
+struct CpuSpent {
+    spent: CpuTicks,
+    end: CpuTicks,
+}
+
+impl Processes {
+    fn cpu(&self) -> CpuTicks {
+        let nginx_workers: u64 = children_of(self.nginx).iter().map(|pid| process_ticks(*pid)).sum();
+        CpuTicks {
+            load_and_upstream: process_ticks(std::process::id()),
+            nginx: process_ticks(self.nginx) + nginx_workers,
+            gateway: process_ticks(self.gateway),
+            redis: process_ticks(self.redis),
+        }
+    }
+}
+
+impl CpuTicks {
+    fn since(self, start: &CpuTicks) -> CpuSpent {
+        CpuSpent {
+            spent: CpuTicks {
+                load_and_upstream: self.load_and_upstream.saturating_sub(start.load_and_upstream),
+                nginx: self.nginx.saturating_sub(start.nginx),
+                gateway: self.gateway.saturating_sub(start.gateway),
+                redis: self.redis.saturating_sub(start.redis),
+            },
+            end: self,
+        }
+    }
+}
+
+impl CpuSpent {
+    /// Microseconds of CPU per request, by process: what each request costs the machine.
+    fn per_request(&self, requests: u64) -> Value {
+        let us = |ticks: u64| round3(ticks as f64 * 1e6 / CLOCK_TICKS_PER_S / requests.max(1) as f64);
+        let spent = &self.spent;
+        let total = spent.load_and_upstream + spent.nginx + spent.gateway + spent.redis;
+        json!({
+            "load_and_upstream": us(spent.load_and_upstream),
+            "nginx": us(spent.nginx),
+            "gateway": us(spent.gateway),
+            "redis": us(spent.redis),
+            "total": us(total),
+        })
+    }
+}
+
+/// Linux's `USER_HZ`, the unit of the CPU times in `/proc/<pid>/stat`, is 100 on every
+/// architecture Linux supports.
+const CLOCK_TICKS_PER_S: f64 = 100.0;
+
+/// User plus system CPU time of a process (all its threads), in clock ticks; 0 if it is gone.
+fn process_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0 };
+    // The command name may contain spaces: fields are counted after its closing parenthesis.
+    let Some((_, rest)) = stat.rsplit_once(')') else { return 0 };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line: 11 and 12 counting from 0 after the name.
+    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
+}
+
+/// The processes whose parent is `pid` (nginx's workers).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat")).ok().and_then(|stat| {
+                stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok())
+            }) == Some(pid)
+        })
+        .collect()
 }
 
 fn round3(value: f64) -> f64 {
@@ -455,6 +562,14 @@ async fn put_tokens(
     pipe.cmd("SET").arg(format!("{prefix}checkpoint:tokens")).arg("1").ignore();
     let _: () = pipe.query_async(redis).await?;
     Ok(tokens)
+}
+
+/// Redis's own time per script call since its statistics were reset, from `INFO commandstats`.
+async fn script_usec_per_call(redis: &mut redis::aio::MultiplexedConnection) -> Result<f64> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(redis).await?;
+    let line = info.lines().find_map(|line| line.strip_prefix("cmdstat_evalsha:")).unwrap_or_default();
+    let value = line.split(',').find_map(|kv| kv.strip_prefix("usec_per_call=")).unwrap_or("0");
+    Ok(value.parse().unwrap_or(0.0))
 }
 
 /// `evalsha` and `eval` calls so far, from `INFO commandstats`.
