@@ -140,7 +140,7 @@ pub trait TokenAuthority: Send + Sync + 'static {
 
 /// An exact sliding-window log kept in process: at most `requests_max` timestamps per token.
 ///
-/// It is the in-process twin of the Redis sorted set: the same "N in any window" rule.
+/// It is the in-process twin of the Redis list: the same "N in any window" rule.
 pub struct SlidingWindowLimiter {
     limit: RateLimit,
     logs: Mutex<HashMap<TokenHash, VecDeque<u64>>>,

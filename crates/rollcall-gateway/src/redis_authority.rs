@@ -1,7 +1,8 @@
 //! The token check with Redis: one Lua script per request reads the token's hash key and
 //! applies the rate limit atomically, in one round trip shared by every gateway replica.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,7 +11,6 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use rollcall_core::{TokenHash, TokenId, WorkspaceId};
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
-use uuid::Uuid;
 
 use crate::authority::{AuthorityError, RateLimit, TokenAuthority, TokenInfo, TokenKind, TokenStatus, Verdict};
 
@@ -19,38 +19,76 @@ const REVOCATIONS_BUFFER: usize = 1024;
 /// Longest wait before retrying the revocation subscription.
 const RESUBSCRIBE_DELAY_MAX_MS: u64 = 1000;
 
-/// The check. KEYS[1] is the token's hash key, KEYS[2] its rate-limit sorted set, KEYS[3] the
-/// token projection's checkpoint (absent while the view is not built: "unavailable", not
-/// "unknown", so a Redis restarted empty gives 503 until the projection has rebuilt it).
-/// ARGV: requests allowed, window in ms, a member suffix unique to this request.
+/// The check. KEYS[1] is the token's hash key, KEYS[2] its rate-limit list, KEYS[3] the token
+/// projection's checkpoint (absent while the view is not built: "unavailable", not "unknown",
+/// so a Redis restarted empty gives 503 until the projection has rebuilt it). ARGV: requests
+/// allowed, window in ms, and 1 when the gateway does not know the token's owner yet.
 ///
-/// The rate limit is a sliding-window log: one sorted-set entry per counted request, scored by
-/// Redis's own clock so replicas with skewed clocks agree. Entries older than the window are
-/// trimmed first; refused requests are not added, so a flood does not extend the wait.
+/// The answer is a verdict code (see [`Code`]) and a retry delay in ms, followed by the owner's
+/// six fields when they were asked for. A token's owner never changes, so each gateway asks for
+/// it once per token and Redis answers two integers on every other request.
+///
+/// The rate limit is a sliding-window log: a list of the times of the counted requests, newest
+/// first, taken from Redis's own clock so replicas with skewed clocks agree. A request is
+/// allowed when fewer than the limit are listed or the one at the limit's place is out of the
+/// window; refused requests are not listed, so a flood does not extend the wait. Writes are the
+/// costly part of a script, so a counted request makes one: the list is trimmed back to the
+/// limit only once it holds twice as many, and its expiry is pushed to two windows ahead only
+/// once less than one window is left (the list always outlives every time in it that matters).
 const CHECK_SCRIPT: &str = r"
-local f = redis.call('HMGET', KEYS[1], 'status', 'workspace_id', 'workspace', 'kind', 'subject_id', 'token_id', 'label')
+local f
+if ARGV[3] == '1' then
+  f = redis.call('HMGET', KEYS[1], 'status', 'workspace_id', 'workspace', 'kind', 'subject_id', 'token_id', 'label')
+else
+  f = {redis.call('HGET', KEYS[1], 'status')}
+end
 if not f[1] then
-  if redis.call('EXISTS', KEYS[3]) == 0 then return {'unavailable', '0'} end
-  return {'unknown', '0'}
+  if redis.call('EXISTS', KEYS[3]) == 0 then return {4, 0} end
+  return {3, 0}
 end
-local info = {f[2] or '', f[3] or '', f[4] or '', f[5] or '', f[6] or '', f[7] or ''}
+local code, retry = 0, 0
 if f[1] ~= 'active' then
-  return {'revoked', '0', info[1], info[2], info[3], info[4], info[5], info[6]}
+  code = 2
+else
+  local t = redis.call('TIME')
+  local now = t[1] * 1000 + math.floor(t[2] / 1000)
+  local max = tonumber(ARGV[1])
+  local window = tonumber(ARGV[2])
+  local oldest = redis.call('LINDEX', KEYS[2], max - 1)
+  if oldest and tonumber(oldest) > now - window then
+    code = 1
+    retry = tonumber(oldest) + window - now
+  else
+    if redis.call('LPUSH', KEYS[2], now) > 2 * max then redis.call('LTRIM', KEYS[2], 0, max - 1) end
+    if redis.call('PTTL', KEYS[2]) < window then redis.call('PEXPIRE', KEYS[2], 2 * window) end
+  end
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[1]) then
-  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  local retry = tonumber(oldest[2]) + window - now
-  if retry < 1 then retry = 1 end
-  return {'limited', tostring(retry), info[1], info[2], info[3], info[4], info[5], info[6]}
+if ARGV[3] == '1' then
+  return {code, retry, f[2] or '', f[3] or '', f[4] or '', f[5] or '', f[6] or '', f[7] or ''}
 end
-redis.call('ZADD', KEYS[2], now, now .. ':' .. ARGV[3])
-redis.call('PEXPIRE', KEYS[2], window)
-return {'valid', '0', info[1], info[2], info[3], info[4], info[5], info[6]}
+return {code, retry}
 ";
+
+/// The check's verdict codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Code {
+    Valid = 0,
+    Limited = 1,
+    Revoked = 2,
+    Unknown = 3,
+    Unavailable = 4,
+}
+
+impl Code {
+    fn from_int(code: i64) -> Option<Code> {
+        [Code::Valid, Code::Limited, Code::Revoked, Code::Unknown, Code::Unavailable]
+            .into_iter()
+            .find(|c| *c as i64 == code)
+    }
+}
+
+/// Owners of tokens seen, at most this many (then the cache starts again empty).
+const OWNERS_CACHED_MAX: usize = 100_000;
 
 /// Settings of the Redis token check.
 #[derive(Clone, Debug)]
@@ -85,9 +123,9 @@ pub struct RedisAuthority {
     connection: ConnectionManager,
     script: redis::Script,
     config: RedisAuthorityConfig,
-    instance: String,
     checkpoint_key: String,
-    sequence: AtomicU64,
+    /// Token owners already read from Redis: they never change for a token.
+    owners: RwLock<HashMap<TokenHash, TokenInfo>>,
     revocations: broadcast::Sender<TokenHash>,
     _stop: DropGuard,
 }
@@ -117,9 +155,8 @@ impl RedisAuthority {
         Ok(RedisAuthority {
             connection,
             script: redis::Script::new(CHECK_SCRIPT),
-            instance: Uuid::new_v4().simple().to_string(),
             checkpoint_key: format!("{}checkpoint:{}", config.prefix, rollcall_tokens::PROJECTION_NAME),
-            sequence: AtomicU64::new(0),
+            owners: RwLock::new(HashMap::new()),
             revocations,
             config,
             _stop: cancel.drop_guard(),
@@ -132,7 +169,7 @@ impl RedisAuthority {
     }
 
     fn rate_key(&self, hash: &TokenHash) -> String {
-        format!("{}rl:{}", self.config.prefix, hash.to_hex())
+        format!("{}rate:{}", self.config.prefix, hash.to_hex())
     }
 
     fn timeout(&self) -> Duration {
@@ -143,7 +180,7 @@ impl RedisAuthority {
 #[async_trait]
 impl TokenAuthority for RedisAuthority {
     async fn check(&self, hash: &TokenHash) -> Result<Verdict, AuthorityError> {
-        let unique = format!("{}:{}", self.instance, self.sequence.fetch_add(1, Ordering::Relaxed));
+        let known = self.owners.read().unwrap_or_else(|e| e.into_inner()).get(hash).cloned();
         let mut connection = self.connection.clone();
         let mut invocation = self.script.key(self.token_key(hash));
         invocation
@@ -151,12 +188,38 @@ impl TokenAuthority for RedisAuthority {
             .key(&self.checkpoint_key)
             .arg(self.config.limit.requests_max)
             .arg(self.config.limit.window_ms)
-            .arg(unique);
-        let answer: Vec<String> = tokio::time::timeout(self.timeout(), invocation.invoke_async(&mut connection))
+            .arg(if known.is_some() { "0" } else { "1" });
+        let answer: redis::Value = tokio::time::timeout(self.timeout(), invocation.invoke_async(&mut connection))
             .await
             .map_err(|_| AuthorityError::Unavailable("redis did not answer in time".into()))?
             .map_err(|e| AuthorityError::Unavailable(e.to_string()))?;
-        parse_verdict(&answer)
+        let (code, retry_after_ms, owner) = parse_answer(answer)?;
+        let info = match (code, known, owner) {
+            (Code::Unknown, ..) => return Ok(Verdict::Unknown),
+            (Code::Unavailable, ..) => {
+                return Err(AuthorityError::Unavailable(
+                    "the token view in redis is not built (no checkpoint): is the token projection running?".into(),
+                ));
+            }
+            (_, Some(info), _) => info,
+            (_, None, Some(info)) => {
+                let mut owners = self.owners.write().unwrap_or_else(|e| e.into_inner());
+                if owners.len() >= OWNERS_CACHED_MAX {
+                    owners.clear();
+                }
+                owners.insert(*hash, info.clone());
+                info
+            }
+            (_, None, None) => {
+                return Err(AuthorityError::Malformed("the check did not name the token's owner".into()));
+            }
+        };
+        Ok(match code {
+            Code::Valid => Verdict::Allowed(info),
+            Code::Revoked => Verdict::Revoked(info),
+            Code::Limited => Verdict::Limited { info, retry_after_ms },
+            Code::Unknown | Code::Unavailable => unreachable!("answered above"),
+        })
     }
 
     async fn statuses(&self, hashes: &[TokenHash]) -> Result<Vec<TokenStatus>, AuthorityError> {
@@ -196,38 +259,44 @@ impl TokenAuthority for RedisAuthority {
     }
 }
 
-fn parse_verdict(answer: &[String]) -> Result<Verdict, AuthorityError> {
-    let status = answer.first().map(String::as_str).unwrap_or_default();
-    match status {
-        "unknown" => return Ok(Verdict::Unknown),
-        "unavailable" => {
-            return Err(AuthorityError::Unavailable(
-                "the token view in redis is not built (no checkpoint): is the token projection running?".into(),
-            ));
-        }
-        _ => {}
+/// Splits the script's answer into its code, its retry delay and, when asked for, the owner.
+fn parse_answer(answer: redis::Value) -> Result<(Code, u64, Option<TokenInfo>), AuthorityError> {
+    let redis::Value::Array(fields) = answer else {
+        return Err(AuthorityError::Malformed("the check did not answer a list".into()));
+    };
+    let int = |value: Option<&redis::Value>| match value {
+        Some(redis::Value::Int(n)) => Some(*n),
+        _ => None,
+    };
+    let code = int(fields.first())
+        .and_then(Code::from_int)
+        .ok_or_else(|| AuthorityError::Malformed("the check answered an unknown code".into()))?;
+    let retry_after_ms = int(fields.get(1))
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| AuthorityError::Malformed("the check answered a malformed retry delay".into()))?;
+    if fields.len() == 2 {
+        return Ok((code, retry_after_ms, None));
     }
-    if answer.len() != 8 {
-        return Err(AuthorityError::Malformed(format!("the check answered {} fields, expected 8", answer.len())));
+    if fields.len() != 8 {
+        return Err(AuthorityError::Malformed(format!("the check answered {} fields, expected 2 or 8", fields.len())));
+    }
+    let mut text = Vec::with_capacity(6);
+    for value in &fields[2..] {
+        match value {
+            redis::Value::BulkString(bytes) => text.push(String::from_utf8_lossy(bytes).into_owned()),
+            _ => return Err(AuthorityError::Malformed("the token entry has a field that is not text".into())),
+        }
     }
     let bad = |field: &str| AuthorityError::Malformed(format!("the token entry has a malformed {field}"));
     let info = TokenInfo {
-        workspace_id: WorkspaceId(answer[2].parse().map_err(|_| bad("workspace_id"))?),
-        workspace: answer[3].clone(),
-        kind: TokenKind::from_name(&answer[4]).ok_or_else(|| bad("kind"))?,
-        subject_id: answer[5].parse().map_err(|_| bad("subject_id"))?,
-        token_id: TokenId(answer[6].parse().map_err(|_| bad("token_id"))?),
-        label: answer[7].clone(),
+        workspace_id: WorkspaceId(text[0].parse().map_err(|_| bad("workspace_id"))?),
+        workspace: text[1].clone(),
+        kind: TokenKind::from_name(&text[2]).ok_or_else(|| bad("kind"))?,
+        subject_id: text[3].parse().map_err(|_| bad("subject_id"))?,
+        token_id: TokenId(text[4].parse().map_err(|_| bad("token_id"))?),
+        label: text[5].clone(),
     };
-    match status {
-        "valid" => Ok(Verdict::Allowed(info)),
-        "revoked" => Ok(Verdict::Revoked(info)),
-        "limited" => {
-            let retry_after_ms = answer[1].parse().map_err(|_| bad("retry delay"))?;
-            Ok(Verdict::Limited { info, retry_after_ms })
-        }
-        other => Err(AuthorityError::Malformed(format!("unknown check status {other:?}"))),
-    }
+    Ok((code, retry_after_ms, Some(info)))
 }
 
 /// Forwards every hash published on the revocation channel, resubscribing after a disconnect.

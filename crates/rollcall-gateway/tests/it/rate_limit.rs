@@ -103,3 +103,60 @@ async fn two_gateways_sharing_redis_share_the_limit() -> Result<()> {
     ensure!((ok, limited) == (120, 5), "{ok} ok, {limited} limited");
     Ok(())
 }
+
+/// The Redis window slides: the request after the limit is refused until the oldest counted
+/// request leaves the window, with a retry delay that says when; the log never holds more than
+/// the limit; a revoked token is seen as revoked even though its owner was already known.
+#[tokio::test]
+async fn the_redis_window_slides_and_the_retry_delay_is_when_the_oldest_leaves() -> Result<()> {
+    use rollcall_gateway::{RateLimit, RedisAuthority, RedisAuthorityConfig, TokenAuthority, Verdict};
+    let url = redis_url();
+    let mut redis = redis_connection(&url).await?;
+    let prefix = unique_prefix();
+    let upstream = start_upstream(UpstreamMode::StatelessJson).await?;
+    let world = World::new(new_store(), &upstream.url).await?;
+    redis_put_token(&mut redis, &prefix, &world, &world.member).await?;
+    let mut config = RedisAuthorityConfig::new(&url);
+    config.prefix = prefix.clone();
+    config.limit = RateLimit { requests_max: 3, window_ms: 1500 };
+    let authority = RedisAuthority::connect(config)?;
+    let hash = world.member.secret.hash();
+
+    let first_at = std::time::Instant::now();
+    for i in 0..3 {
+        let verdict = authority.check(&hash).await?;
+        let Verdict::Allowed(info) = verdict else { anyhow::bail!("request {i} was not allowed: {verdict:?}") };
+        ensure!(info.token_id == world.member.token_id && info.label == world.member.label, "owner {info:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let retry_after_ms = match authority.check(&hash).await? {
+        Verdict::Limited { retry_after_ms, info } => {
+            ensure!(info.token_id == world.member.token_id, "owner of the refusal {info:?}");
+            retry_after_ms
+        }
+        other => anyhow::bail!("the 4th request was {other:?}"),
+    };
+    // The first request was counted about 600 ms ago: it leaves the window in about 900 ms.
+    let elapsed = first_at.elapsed().as_millis() as u64;
+    ensure!(
+        retry_after_ms <= 1500 - elapsed.min(1500) + 50 && retry_after_ms + 250 >= 1500 - elapsed.min(1500),
+        "retry after {retry_after_ms} ms, {elapsed} ms after the first request"
+    );
+    // A refusal is not counted: still refused just before the delay ends, allowed just after.
+    tokio::time::sleep(Duration::from_millis(retry_after_ms.saturating_sub(150))).await;
+    ensure!(matches!(authority.check(&hash).await?, Verdict::Limited { .. }), "allowed before the delay ended");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ensure!(matches!(authority.check(&hash).await?, Verdict::Allowed(_)), "refused after the delay ended");
+    let listed: u64 = redis::cmd("LLEN").arg(format!("{prefix}rate:{}", hash.to_hex())).query_async(&mut redis).await?;
+    // Trimmed back to the limit only once it holds twice the limit.
+    ensure!((3..=6).contains(&listed), "the log lists {listed} requests");
+    let ttl_ms: i64 = redis::cmd("PTTL").arg(format!("{prefix}rate:{}", hash.to_hex())).query_async(&mut redis).await?;
+    ensure!((1400..=3000).contains(&ttl_ms), "the log expires in {ttl_ms} ms");
+
+    redis_revoke(&mut redis, &prefix, &world.member).await?;
+    match authority.check(&hash).await? {
+        Verdict::Revoked(info) => ensure!(info.token_id == world.member.token_id, "owner {info:?}"),
+        other => anyhow::bail!("a revoked token was {other:?}"),
+    }
+    Ok(())
+}
