@@ -127,10 +127,6 @@ struct ReplayArgs {
     projections: bool,
 }
 
-/// The allocator of the `rollcall` binary, so that the gateway under test runs as it does there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

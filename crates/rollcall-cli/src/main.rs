@@ -24,11 +24,6 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command};
 
-/// mimalloc rather than the system allocator: the gateway allocates and frees small buffers on
-/// every request from several threads, where glibc's allocator took a sixth of its CPU time.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_filter = match cli.command {
