@@ -157,7 +157,9 @@ pub async fn run(options: BenchOptions) -> Result<Value> {
     let direct_half = paced_loop(&upstream_url, &tokens, half_rate, concurrency, duration).await?;
     // nginx at the same rate is the control: what one more process hop costs on this machine.
     let nginx_half = paced_loop(&nginx.url(), &tokens, half_rate, concurrency, duration).await?;
+    let stages_before = Stages::read(&gateway.base()).await?;
     let gateway_half = paced_loop(&gateway.url(), &tokens, half_rate, concurrency, duration).await?;
+    let stages = Stages::read(&gateway.base()).await?.since(&stages_before);
     let added_p99_ms = gateway_half.p99_ms() - direct_half.p99_ms();
     drop(gateway);
 
@@ -186,6 +188,7 @@ pub async fn run(options: BenchOptions) -> Result<Value> {
             "nginx": nginx_half.summary(),
             "gateway": gateway_half.summary(),
             "nginx_added_p99_ms": round3(nginx_half.p99_ms() - direct_half.p99_ms()),
+            "gateway_stages": stages.summary(),
         },
         "cpu_us_per_request": {
             "direct": cpu_direct.per_request(direct.requests),
@@ -216,6 +219,74 @@ pub async fn run(options: BenchOptions) -> Result<Value> {
             "met": ratio >= 0.7 && added_p99_ms <= 2.0 && (round_trips - 1.0).abs() < 0.01 && rss_mib < 256.0,
         },
     }))
+}
+
+/// The gateway's own latency histograms (`/metrics`): the token check and the wait for a
+/// call's durable record, which split its added latency into its parts.
+struct Stages {
+    check: Vec<(f64, u64)>,
+    check_sum_s: f64,
+    record: Vec<(f64, u64)>,
+    record_sum_s: f64,
+}
+
+impl Stages {
+    async fn read(base: &str) -> Result<Stages> {
+        let text = reqwest::get(format!("{base}/metrics")).await?.text().await?;
+        let (check, check_sum_s) = histogram(&text, "rollcall_gateway_check_seconds");
+        let (record, record_sum_s) = histogram(&text, "rollcall_gateway_record_seconds");
+        Ok(Stages { check, check_sum_s, record, record_sum_s })
+    }
+
+    fn since(self, start: &Stages) -> Stages {
+        let diff = |now: Vec<(f64, u64)>, then: &[(f64, u64)]| {
+            now.into_iter()
+                .map(|(le, n)| (le, n.saturating_sub(then.iter().find(|(l, _)| *l == le).map_or(0, |(_, m)| *m))))
+                .collect()
+        };
+        Stages {
+            check: diff(self.check, &start.check),
+            check_sum_s: self.check_sum_s - start.check_sum_s,
+            record: diff(self.record, &start.record),
+            record_sum_s: self.record_sum_s - start.record_sum_s,
+        }
+    }
+
+    fn summary(&self) -> Value {
+        let stage = |buckets: &[(f64, u64)], sum_s: f64| {
+            let count = buckets.last().map_or(0, |(_, n)| *n);
+            // The upper bound of the bucket that holds the 99th percentile.
+            let p99 = buckets.iter().find(|(_, n)| *n as f64 >= 0.99 * count as f64).map(|(le, _)| *le * 1000.0);
+            json!({
+                "mean_ms": round3(sum_s * 1000.0 / count.max(1) as f64),
+                "p99_ms_at_most": p99.filter(|v| v.is_finite()).map(round3),
+                "count": count,
+            })
+        };
+        json!({
+            "check": stage(&self.check, self.check_sum_s),
+            "record": stage(&self.record, self.record_sum_s),
+        })
+    }
+}
+
+/// A Prometheus histogram's cumulative buckets (upper bound in seconds, count) and its sum.
+fn histogram(text: &str, name: &str) -> (Vec<(f64, u64)>, f64) {
+    let bucket_prefix = format!("{name}_bucket{{le=\"");
+    let sum_prefix = format!("{name}_sum ");
+    let mut buckets = Vec::new();
+    let mut sum = 0.0;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(&bucket_prefix)
+            && let Some((le, count)) = rest.split_once("\"} ")
+        {
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::INFINITY) };
+            buckets.push((le, count.parse().unwrap_or(0)));
+        } else if let Some(value) = line.strip_prefix(&sum_prefix) {
+            sum = value.parse().unwrap_or(0.0);
+        }
+    }
+    (buckets, sum)
 }
 
 /// The processes whose CPU time the benchmark accounts for.
@@ -782,6 +853,10 @@ impl GatewayProcess {
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 
     fn rss_mib(&self) -> Result<f64> {

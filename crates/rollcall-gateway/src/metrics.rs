@@ -41,8 +41,43 @@ const OUTCOMES: [(Outcome, &str); 9] = [
     (Outcome::Internal, "internal"),
 ];
 
-/// Upper bounds of the check-latency buckets, in microseconds.
-const CHECK_BUCKETS_US: [u64; 12] = [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 500_000];
+/// Upper bounds of the latency buckets, in microseconds.
+const BUCKETS_US: [u64; 12] = [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 500_000];
+
+/// A latency histogram in the Prometheus style: cumulative buckets, a count and a sum.
+#[derive(Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, elapsed: Duration) {
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+        if let Some(i) = BUCKETS_US.iter().position(|&b| us <= b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS_US.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
 
 /// Reports each projection's lag in events, for `rollcall_projection_lag_events`.
 pub type LagProbe = Arc<dyn Fn() -> Vec<(String, u64)> + Send + Sync>;
@@ -51,9 +86,8 @@ pub type LagProbe = Arc<dyn Fn() -> Vec<(String, u64)> + Send + Sync>;
 #[derive(Default)]
 pub struct Metrics {
     outcomes: [AtomicU64; OUTCOMES.len()],
-    check_buckets: [AtomicU64; CHECK_BUCKETS_US.len()],
-    check_count: AtomicU64,
-    check_sum_us: AtomicU64,
+    check: Histogram,
+    record: Histogram,
     streams_closed_revoked: AtomicU64,
     tool_calls: AtomicU64,
 }
@@ -67,12 +101,12 @@ impl Metrics {
 
     /// Records one token check's latency.
     pub fn check_latency(&self, elapsed: Duration) {
-        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.check_count.fetch_add(1, Ordering::Relaxed);
-        self.check_sum_us.fetch_add(us, Ordering::Relaxed);
-        if let Some(i) = CHECK_BUCKETS_US.iter().position(|&b| us <= b) {
-            self.check_buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
+        self.check.observe(elapsed);
+    }
+
+    /// Records how long a tool call waited for its `ToolCalled` record to be durable.
+    pub fn record_latency(&self, elapsed: Duration) {
+        self.record.observe(elapsed);
     }
 
     /// Counts streams closed because their token was revoked.
@@ -100,19 +134,12 @@ impl Metrics {
             let value = self.outcomes[i].load(Ordering::Relaxed);
             let _ = writeln!(out, "rollcall_gateway_requests_total{{outcome=\"{name}\"}} {value}");
         }
-        out.push_str("# HELP rollcall_gateway_check_seconds Latency of the token check and rate limit.\n");
-        out.push_str("# TYPE rollcall_gateway_check_seconds histogram\n");
-        let mut cumulative = 0;
-        for (i, bound) in CHECK_BUCKETS_US.iter().enumerate() {
-            cumulative += self.check_buckets[i].load(Ordering::Relaxed);
-            let le = *bound as f64 / 1e6;
-            let _ = writeln!(out, "rollcall_gateway_check_seconds_bucket{{le=\"{le}\"}} {cumulative}");
-        }
-        let count = self.check_count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "rollcall_gateway_check_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let sum = self.check_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "rollcall_gateway_check_seconds_sum {sum}");
-        let _ = writeln!(out, "rollcall_gateway_check_seconds_count {count}");
+        self.check.render(&mut out, "rollcall_gateway_check_seconds", "Latency of the token check and rate limit.");
+        self.record.render(
+            &mut out,
+            "rollcall_gateway_record_seconds",
+            "Wait for a tool call's ToolCalled record to be durable before it is forwarded.",
+        );
         out.push_str("# HELP rollcall_gateway_open_streams Event streams open through the gateway.\n");
         out.push_str("# TYPE rollcall_gateway_open_streams gauge\n");
         let _ = writeln!(out, "rollcall_gateway_open_streams {open_streams}");

@@ -98,7 +98,10 @@ async fn handle_checked(
                 event_id: Uuid::now_v7(),
             };
             // The call is durable in the log before the upstream sees it.
-            if let Err(e) = inner.recorder.tool_called(&accepted, call.arguments_bytes).await {
+            let started = Instant::now();
+            let recorded = inner.recorder.tool_called(&accepted, call.arguments_bytes).await;
+            inner.metrics.record_latency(started.elapsed());
+            if let Err(e) = recorded {
                 tracing::error!(error = %e, "cannot record a tool call; refusing it");
                 return Err(GatewayError::RecordUnavailable);
             }

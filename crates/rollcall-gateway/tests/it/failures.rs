@@ -94,6 +94,16 @@ async fn bad_tokens_bad_bodies_and_other_workspaces_are_refused() -> Result<()> 
     ensure!(metrics.contains("rollcall_gateway_requests_total{outcome=\"forbidden\"} 1"), "{metrics}");
     ensure!(metrics.contains("rollcall_gateway_requests_total{outcome=\"revoked\"} 1"), "{metrics}");
     ensure!(metrics.contains("rollcall_gateway_check_seconds_count"), "{metrics}");
+    // Every recorded tool call's wait for its durable record is in the histogram.
+    let recorded = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("rollcall_gateway_record_seconds_count "))
+        .and_then(|count| count.parse::<u64>().ok());
+    let calls = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("rollcall_gateway_tool_calls_total "))
+        .and_then(|count| count.parse::<u64>().ok());
+    ensure!(recorded.is_some_and(|r| r > 0) && recorded == calls, "{metrics}");
     Ok(())
 }
 
