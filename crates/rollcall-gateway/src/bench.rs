@@ -145,13 +145,12 @@ pub async fn run(options: BenchOptions) -> Result<Value> {
     let cpu_direct = processes.cpu().since(&cpu);
     let via_nginx = closed_loop(&nginx.url(), &tokens, concurrency, duration).await?;
     let cpu_nginx = processes.cpu().since(&cpu_direct.end);
+    // Counts from here on are the gateway measurement's alone.
     let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut redis_connection).await?;
-    let evals_before = script_calls(&mut redis_connection).await?;
     let via_gateway = closed_loop(&gateway.url(), &tokens, concurrency, duration).await?;
     let cpu_gateway = processes.cpu().since(&cpu_nginx.end);
-    let evals_after = script_calls(&mut redis_connection).await?;
-    let redis_usec_per_check = script_usec_per_call(&mut redis_connection).await?;
-    let round_trips = (evals_after - evals_before) as f64 / via_gateway.requests.max(1) as f64;
+    let (script_calls, redis_usec_per_check) = script_stats(&mut redis_connection).await?;
+    let round_trips = script_calls as f64 / via_gateway.requests.max(1) as f64;
 
     let half_rate = via_gateway.rps() / 2.0;
     let direct_half = paced_loop(&upstream_url, &tokens, half_rate, concurrency, duration).await?;
@@ -359,13 +358,16 @@ impl CpuSpent {
 /// architecture Linux supports.
 const CLOCK_TICKS_PER_S: f64 = 100.0;
 
+/// The fields of `/proc/<pid>/stat` after the command name (which may contain spaces), counted
+/// from 0: the state is 0, the parent 1, user and system CPU time 11 and 12.
+fn stat_fields(pid: u32) -> Vec<String> {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return Vec::new() };
+    stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().map(str::to_owned).collect()).unwrap_or_default()
+}
+
 /// User plus system CPU time of a process (all its threads), in clock ticks; 0 if it is gone.
 fn process_ticks(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0 };
-    // The command name may contain spaces: fields are counted after its closing parenthesis.
-    let Some((_, rest)) = stat.rsplit_once(')') else { return 0 };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line: 11 and 12 counting from 0 after the name.
+    let fields = stat_fields(pid);
     let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     field(11) + field(12)
 }
@@ -375,11 +377,7 @@ fn children_of(pid: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|child| {
-            std::fs::read_to_string(format!("/proc/{child}/stat")).ok().and_then(|stat| {
-                stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok())
-            }) == Some(pid)
-        })
+        .filter(|child| stat_fields(*child).get(1).and_then(|parent| parent.parse().ok()) == Some(pid))
         .collect()
 }
 
@@ -635,25 +633,21 @@ async fn put_tokens(
     Ok(tokens)
 }
 
-/// Redis's own time per script call since its statistics were reset, from `INFO commandstats`.
-async fn script_usec_per_call(redis: &mut redis::aio::MultiplexedConnection) -> Result<f64> {
+/// Script calls (`evalsha` and `eval`) since Redis's statistics were reset, and Redis's own
+/// time per script call in microseconds, from one `INFO commandstats`.
+async fn script_stats(redis: &mut redis::aio::MultiplexedConnection) -> Result<(u64, f64)> {
     let info: String = redis::cmd("INFO").arg("commandstats").query_async(redis).await?;
-    let line = info.lines().find_map(|line| line.strip_prefix("cmdstat_evalsha:")).unwrap_or_default();
-    let value = line.split(',').find_map(|kv| kv.strip_prefix("usec_per_call=")).unwrap_or("0");
-    Ok(value.parse().unwrap_or(0.0))
-}
-
-/// `evalsha` and `eval` calls so far, from `INFO commandstats`.
-async fn script_calls(redis: &mut redis::aio::MultiplexedConnection) -> Result<u64> {
-    let info: String = redis::cmd("INFO").arg("commandstats").query_async(redis).await?;
-    let mut calls = 0;
+    let (mut calls, mut usec) = (0u64, 0.0f64);
     for line in info.lines() {
-        if let Some(rest) = line.strip_prefix("cmdstat_evalsha:").or_else(|| line.strip_prefix("cmdstat_eval:")) {
-            let value = rest.split(',').find_map(|kv| kv.strip_prefix("calls=")).unwrap_or("0");
-            calls += value.parse::<u64>().unwrap_or(0);
-        }
+        let Some(rest) = line.strip_prefix("cmdstat_evalsha:").or_else(|| line.strip_prefix("cmdstat_eval:")) else {
+            continue;
+        };
+        let field = |name: &str| rest.split(',').find_map(|kv| kv.strip_prefix(name)).unwrap_or("0");
+        let these: u64 = field("calls=").parse().unwrap_or(0);
+        calls += these;
+        usec += field("usec=").parse::<f64>().unwrap_or(0.0);
     }
-    Ok(calls)
+    Ok((calls, if calls == 0 { 0.0 } else { usec / calls as f64 }))
 }
 
 type UpstreamBody = BoxBody<Bytes, Infallible>;

@@ -62,6 +62,18 @@ async fn assert_summary(world: &World) -> Result<()> {
     anyhow::bail!("no RateLimited summary was recorded")
 }
 
+/// Redis, a fresh key prefix, a world with its upstream (kept running while it is held), and the
+/// member's token in Redis as the token projection writes it.
+async fn redis_world() -> Result<(String, redis::aio::MultiplexedConnection, String, Upstream, World)> {
+    let url = redis_url();
+    let mut redis = redis_connection(&url).await?;
+    let prefix = unique_prefix();
+    let upstream = start_upstream(UpstreamMode::StatelessJson).await?;
+    let world = World::new(new_store(), &upstream.url).await?;
+    redis_put_token(&mut redis, &prefix, &world, &world.member).await?;
+    Ok((url, redis, prefix, upstream, world))
+}
+
 #[tokio::test]
 async fn in_process_125_requests_give_120_ok_and_5_refusals() -> Result<()> {
     let upstream = start_upstream(UpstreamMode::StatelessJson).await?;
@@ -77,12 +89,7 @@ async fn in_process_125_requests_give_120_ok_and_5_refusals() -> Result<()> {
 
 #[tokio::test]
 async fn with_redis_125_requests_give_120_ok_and_5_refusals() -> Result<()> {
-    let url = redis_url();
-    let mut redis = redis_connection(&url).await?;
-    let prefix = unique_prefix();
-    let upstream = start_upstream(UpstreamMode::StatelessJson).await?;
-    let world = World::new(new_store(), &upstream.url).await?;
-    redis_put_token(&mut redis, &prefix, &world, &world.member).await?;
+    let (url, _, prefix, _upstream, world) = redis_world().await?;
     let gateway = redis_gateway(&world, &url, &prefix, test_options()).await?;
     let (ok, limited) = send_125(&[gateway.mcp_url()], world.member.token()).await?;
     ensure!((ok, limited) == (120, 5), "{ok} ok, {limited} limited");
@@ -91,12 +98,7 @@ async fn with_redis_125_requests_give_120_ok_and_5_refusals() -> Result<()> {
 
 #[tokio::test]
 async fn two_gateways_sharing_redis_share_the_limit() -> Result<()> {
-    let url = redis_url();
-    let mut redis = redis_connection(&url).await?;
-    let prefix = unique_prefix();
-    let upstream = start_upstream(UpstreamMode::StatelessJson).await?;
-    let world = World::new(new_store(), &upstream.url).await?;
-    redis_put_token(&mut redis, &prefix, &world, &world.member).await?;
+    let (url, _, prefix, _upstream, world) = redis_world().await?;
     let first = redis_gateway(&world, &url, &prefix, test_options()).await?;
     let second = redis_gateway(&world, &url, &prefix, test_options()).await?;
     let (ok, limited) = send_125(&[first.mcp_url(), second.mcp_url()], world.member.token()).await?;
@@ -110,12 +112,7 @@ async fn two_gateways_sharing_redis_share_the_limit() -> Result<()> {
 #[tokio::test]
 async fn the_redis_window_slides_and_the_retry_delay_is_when_the_oldest_leaves() -> Result<()> {
     use rollcall_gateway::{RateLimit, RedisAuthority, RedisAuthorityConfig, TokenAuthority, Verdict};
-    let url = redis_url();
-    let mut redis = redis_connection(&url).await?;
-    let prefix = unique_prefix();
-    let upstream = start_upstream(UpstreamMode::StatelessJson).await?;
-    let world = World::new(new_store(), &upstream.url).await?;
-    redis_put_token(&mut redis, &prefix, &world, &world.member).await?;
+    let (url, mut redis, prefix, _upstream, world) = redis_world().await?;
     let mut config = RedisAuthorityConfig::new(&url);
     config.prefix = prefix.clone();
     config.limit = RateLimit { requests_max: 3, window_ms: 1500 };
