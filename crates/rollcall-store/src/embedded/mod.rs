@@ -2,15 +2,18 @@
 //!
 //! - Every event is one record framed with its length and a CRC32C of its body
 //!   ([`format`](self) describes the bytes); the payload is stored as the JSON it was given.
-//! - One writer thread takes every queued append, checks and encodes them and writes them with
-//!   one `write`; a syncer thread makes what was written durable with one `fdatasync` and only
-//!   then publishes and acknowledges it (group commit, pipelined so that encoding the next group
-//!   overlaps the sync of the last). A failed write or sync is fatal: the log refuses every
+//! - One log thread takes every queued append, checks and encodes them, writes them with one
+//!   `write` and makes them durable with one `fdatasync`, and only then publishes and
+//!   acknowledges them (group commit). A failed write or sync is fatal: the log refuses every
 //!   later append with [`StoreError::WriterFailed`] instead of retrying, since after a failed
 //!   fsync the kernel may have dropped the dirty pages.
+//! - The active segment is preallocated with synced zeros ahead of the appends, so that a sync
+//!   flushes data without a journal commit for a new file size; sealed segments are cut back to
+//!   their records.
 //! - The index (positions, streams, event ids) lives in memory and is rebuilt by scanning the
-//!   segments on open. A torn tail of the last segment is truncated; damage anywhere else makes
-//!   the open fail with [`StoreError::Corrupt`] until [`repair`] is run.
+//!   segments on open. Zeros after the last record of the last segment are its preallocated
+//!   room; a torn tail there is truncated; damage anywhere else makes the open fail with
+//!   [`StoreError::Corrupt`] until [`repair`] is run.
 //! - A `flock` on `LOCK` keeps a second process out of the directory.
 
 mod format;
@@ -22,7 +25,7 @@ mod replay;
 mod writer;
 
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,7 +42,7 @@ pub use replay::SegmentEvents;
 use self::format::{Body, FRAME_HEADER_BYTES, Frame, SEGMENT_HEADER_BYTES};
 use self::index::{Index, SegmentMeta};
 use self::lock::DirLock;
-use self::writer::{Handoff, Queue, Request, Writer};
+use self::writer::{Queue, Request, Writer};
 use crate::error::StoreError;
 use crate::limits::Limits;
 use crate::store::{AppendResult, EventFilter, EventStore, ExpectedRevision, Subscription};
@@ -206,7 +209,8 @@ impl EmbeddedLog {
             active.sync_all()?;
         }
         let active_len = index.segments[last].len;
-        active.seek(SeekFrom::Start(active_len))?;
+        // Zeros after the records, if any, were preallocated and synced by an earlier writer.
+        let allocated = active.metadata()?.len().max(active_len);
         let head = index.head();
         // The writer alone looks ids up; its own copy of the stream names tracks the streams of
         // a group before they are published.
@@ -225,37 +229,20 @@ impl EmbeddedLog {
             _lock: lock,
         });
         let queue = Arc::new(Queue::new(options.queue_appends_max));
-        let handoff = Arc::new(Handoff::new());
-        let syncer_thread = {
-            let (shared, handoff) = (shared.clone(), handoff.clone());
-            std::thread::Builder::new()
-                .name("rollcall-log-syncer".into())
-                .spawn(move || writer::run_syncer(shared, handoff))?
-        };
         let writer = Writer {
             shared: shared.clone(),
             options,
             dir,
             active: Arc::new(active),
             active_len,
+            allocated,
             next_position: head + 1,
             streams,
             next_revision,
             ids,
-            syncer: handoff.clone(),
-            syncer_thread: Some(syncer_thread),
         };
         let writer_queue = queue.clone();
-        let spawned =
-            std::thread::Builder::new().name("rollcall-log-writer".into()).spawn(move || writer.run(writer_queue));
-        let handle = match spawned {
-            Ok(handle) => handle,
-            Err(e) => {
-                // Without a writer the syncer has nothing to wait for.
-                handoff.close();
-                return Err(e.into());
-            }
-        };
+        let handle = std::thread::Builder::new().name("rollcall-log".into()).spawn(move || writer.run(writer_queue))?;
         Ok(EmbeddedLog { shared, queue, writer: Some(handle) })
     }
 

@@ -243,6 +243,12 @@ fn scan_segment(index: &mut Index, bytes: &[u8], first_position: u64, is_last: b
             Frame::BadLength(len) => format!("record length {len} is impossible"),
             Frame::BadChecksum => "record checksum does not match".to_string(),
         };
+        // Nothing but zeros after the last whole append: the room the writer preallocated, not
+        // damage. (A sealed segment is cut back to its records before the next one is created;
+        // were its zeros kept, the next segment's first position still has to follow on.)
+        if batch.is_empty() && bytes[offset..].iter().all(|&b| b == 0) {
+            return Ok(SegmentEnd { events, valid_len: valid_len as u64, torn: None });
+        }
         // A damaged record followed by a later whole record is damage in the middle of the log,
         // never a torn write: acknowledged events come after it.
         if !is_last || later_record_exists(bytes, offset, position + 1) {

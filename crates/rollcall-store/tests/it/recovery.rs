@@ -2,7 +2,7 @@
 //! repair keeps the good prefix and the damaged copy.
 
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, ensure};
@@ -43,6 +43,11 @@ fn segments(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     files.retain(|p| p.extension().is_some_and(|x| x == "seg"));
     files.sort();
     Ok(files)
+}
+
+/// Where the records of the last segment end: the writer preallocates zeros after them.
+fn records_end(dir: &Path) -> anyhow::Result<u64> {
+    Ok(inspect(dir)?.segments.last().context("a segment")?.valid_bytes)
 }
 
 fn flip_byte(path: &Path, offset: u64) -> anyhow::Result<()> {
@@ -116,7 +121,7 @@ async fn truncated_record_at_the_tail_is_dropped_on_open() -> anyhow::Result<()>
     let written = write_log(dir.path(), 40, 1).await?;
     let files = segments(dir.path())?;
     let last = files.last().context("a segment")?;
-    let len = std::fs::metadata(last)?.len();
+    let len = records_end(dir.path())?;
     OpenOptions::new().write(true).open(last)?.set_len(len - 10)?;
     let report = inspect(dir.path())?;
     let tail = report.segments.last().context("a segment")?;
@@ -149,7 +154,7 @@ async fn partly_written_batch_at_the_tail_is_dropped_whole() -> anyhow::Result<(
     let files = segments(dir.path())?;
     let last = files.last().context("a segment")?;
     // Cut inside the third record of the last five-event append.
-    let len = std::fs::metadata(last)?.len();
+    let len = records_end(dir.path())?;
     let record = (len - 16) / 50;
     OpenOptions::new().write(true).open(last)?.set_len(len - record * 3 + 20)?;
     let log = EmbeddedLog::open(dir.path(), small_segments()).await?;
@@ -165,17 +170,23 @@ async fn garbage_tail_is_dropped_on_open() -> anyhow::Result<()> {
     let written = write_log(dir.path(), 30, 1).await?;
     let files = segments(dir.path())?;
     let last = files.last().context("a segment")?;
-    let len = std::fs::metadata(last)?.len();
-    OpenOptions::new().append(true).open(last)?.write_all(&[0xab; 300])?;
+    let len = records_end(dir.path())?;
+    let file = OpenOptions::new().write(true).open(last)?;
+    file.set_len(len)?;
+    file.write_all_at(&[0xab; 300], len)?;
     let log = EmbeddedLog::open(dir.path(), small_segments()).await?;
     ensure!(ids(&read_all(&log).await?) == ids(&written));
     log.close().await;
-    ensure!(std::fs::metadata(last)?.len() == len, "the garbage was truncated");
+    ensure!(records_end(dir.path())? == len, "the garbage was truncated");
+    let bytes = std::fs::read(last)?;
+    ensure!(bytes[len as usize..].iter().all(|&b| b == 0), "nothing but preallocated zeros follows the records");
 
-    OpenOptions::new().append(true).open(last)?.write_all(&[0u8; 4096])?;
+    // Garbage among the preallocated zeros is a torn tail too.
+    file.write_all_at(&[0xcd; 100], len + 50)?;
     let log = EmbeddedLog::open(dir.path(), small_segments()).await?;
-    ensure!(ids(&read_all(&log).await?) == ids(&written), "a zero-filled tail is a torn tail too");
+    ensure!(ids(&read_all(&log).await?) == ids(&written));
     log.close().await;
+    ensure!(records_end(dir.path())? == len);
     Ok(())
 }
 
@@ -220,5 +231,31 @@ async fn reopen_keeps_streams_ids_and_revisions() -> anyhow::Result<()> {
     let conflict = log.append("keep", ExpectedRevision::Exact(0), vec![event("A")]).await;
     ensure!(matches!(conflict, Err(StoreError::WrongExpectedRevision { actual: Some(1), .. })));
     log.close().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn preallocated_zeros_after_the_records_are_room_not_damage() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let written = write_log(dir.path(), 600, 2).await?;
+    let report = inspect(dir.path())?;
+    ensure!(report.healthy && report.segments.iter().all(|s| s.status == SegmentStatus::Clean), "{report:?}");
+    let (last, sealed) = report.segments.split_last().context("a segment")?;
+    ensure!(!sealed.is_empty(), "the test needs sealed segments");
+    ensure!(sealed.iter().all(|s| s.file_bytes == s.valid_bytes), "sealed segments are cut back to their records");
+    ensure!(last.file_bytes > last.valid_bytes, "the active segment has room preallocated: {last:?}");
+
+    // Reopened, the log appends where the records end, over the zeros, and reads back whole.
+    let log = EmbeddedLog::open(dir.path(), small_segments()).await?;
+    ensure!(ids(&read_all(&log).await?) == ids(&written));
+    let after = event("A");
+    let r = log.append("after", ExpectedRevision::Any, vec![after.clone()]).await?;
+    ensure!(r.position.sequence() == written.len() as u64 + 1);
+    log.close().await;
+    let log = EmbeddedLog::open(dir.path(), small_segments()).await?;
+    let reread = read_all(&log).await?;
+    ensure!(ids(&reread[..written.len()]) == ids(&written) && reread.last().map(|e| e.id) == Some(after.id));
+    log.close().await;
+    ensure!(inspect(dir.path())?.healthy);
     Ok(())
 }
