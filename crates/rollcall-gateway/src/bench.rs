@@ -220,52 +220,82 @@ pub async fn run(options: BenchOptions) -> Result<Value> {
     }))
 }
 
-/// The gateway's own latency histograms (`/metrics`): the token check and the wait for a
-/// call's durable record, which split its added latency into its parts.
-struct Stages {
-    check: Vec<(f64, u64)>,
-    check_sum_s: f64,
-    record: Vec<(f64, u64)>,
-    record_sum_s: f64,
+/// The gateway's own latency histograms (`/metrics`), which split its added latency into its
+/// parts: the token check, the wait for a call's durable record, the upstream's answer, and the
+/// whole request as the gateway sees it.
+struct Stages(Vec<Stage>);
+
+/// One histogram: cumulative buckets (upper bound in seconds, count) and the sum in seconds.
+struct Stage {
+    name: &'static str,
+    buckets: Vec<(f64, u64)>,
+    sum_s: f64,
 }
+
+const STAGES: [(&str, &str); 4] = [
+    ("check", "rollcall_gateway_check_seconds"),
+    ("record", "rollcall_gateway_record_seconds"),
+    ("upstream", "rollcall_gateway_upstream_seconds"),
+    ("request", "rollcall_gateway_request_seconds"),
+];
 
 impl Stages {
     async fn read(base: &str) -> Result<Stages> {
         let text = reqwest::get(format!("{base}/metrics")).await?.text().await?;
-        let (check, check_sum_s) = histogram(&text, "rollcall_gateway_check_seconds");
-        let (record, record_sum_s) = histogram(&text, "rollcall_gateway_record_seconds");
-        Ok(Stages { check, check_sum_s, record, record_sum_s })
+        Ok(Stages(
+            STAGES
+                .iter()
+                .map(|(name, metric)| {
+                    let (buckets, sum_s) = histogram(&text, metric);
+                    Stage { name, buckets, sum_s }
+                })
+                .collect(),
+        ))
     }
 
     fn since(self, start: &Stages) -> Stages {
-        let diff = |now: Vec<(f64, u64)>, then: &[(f64, u64)]| {
-            now.into_iter()
-                .map(|(le, n)| (le, n.saturating_sub(then.iter().find(|(l, _)| *l == le).map_or(0, |(_, m)| *m))))
-                .collect()
-        };
-        Stages {
-            check: diff(self.check, &start.check),
-            check_sum_s: self.check_sum_s - start.check_sum_s,
-            record: diff(self.record, &start.record),
-            record_sum_s: self.record_sum_s - start.record_sum_s,
-        }
+        Stages(
+            self.0
+                .into_iter()
+                .zip(&start.0)
+                .map(|(now, then)| Stage {
+                    name: now.name,
+                    buckets: now
+                        .buckets
+                        .into_iter()
+                        .map(|(le, n)| {
+                            let before = then.buckets.iter().find(|(l, _)| *l == le).map_or(0, |(_, m)| *m);
+                            (le, n.saturating_sub(before))
+                        })
+                        .collect(),
+                    sum_s: now.sum_s - then.sum_s,
+                })
+                .collect(),
+        )
     }
 
     fn summary(&self) -> Value {
-        let stage = |buckets: &[(f64, u64)], sum_s: f64| {
-            let count = buckets.last().map_or(0, |(_, n)| *n);
-            // The upper bound of the bucket that holds the 99th percentile.
-            let p99 = buckets.iter().find(|(_, n)| *n as f64 >= 0.99 * count as f64).map(|(le, _)| *le * 1000.0);
-            json!({
-                "mean_ms": round3(sum_s * 1000.0 / count.max(1) as f64),
-                "p99_ms_at_most": p99.filter(|v| v.is_finite()).map(round3),
+        let stages = self.0.iter().map(|stage| {
+            let count = stage.buckets.last().map_or(0, |(_, n)| *n);
+            // The upper bound of the bucket that holds each percentile.
+            let at_most = |p: f64| {
+                stage
+                    .buckets
+                    .iter()
+                    .find(|(_, n)| *n as f64 >= p * count as f64)
+                    .map(|(le, _)| *le * 1000.0)
+                    .filter(|v| v.is_finite())
+                    .map(round3)
+            };
+            let summary = json!({
+                "mean_ms": round3(stage.sum_s * 1000.0 / count.max(1) as f64),
+                "p50_ms_at_most": at_most(0.5),
+                "p99_ms_at_most": at_most(0.99),
                 "count": count,
-            })
-        };
-        json!({
-            "check": stage(&self.check, self.check_sum_s),
-            "record": stage(&self.record, self.record_sum_s),
-        })
+            });
+            (stage.name.to_owned(), summary)
+        });
+        Value::Object(stages.collect())
     }
 }
 

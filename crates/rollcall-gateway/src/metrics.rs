@@ -42,7 +42,8 @@ const OUTCOMES: [(Outcome, &str); 9] = [
 ];
 
 /// Upper bounds of the latency buckets, in microseconds.
-const BUCKETS_US: [u64; 12] = [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 500_000];
+const BUCKETS_US: [u64; 16] =
+    [50, 100, 250, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 7_500, 10_000, 25_000, 50_000, 100_000, 500_000];
 
 /// A latency histogram in the Prometheus style: cumulative buckets, a count and a sum.
 #[derive(Default)]
@@ -88,6 +89,8 @@ pub struct Metrics {
     outcomes: [AtomicU64; OUTCOMES.len()],
     check: Histogram,
     record: Histogram,
+    upstream: Histogram,
+    request: Histogram,
     streams_closed_revoked: AtomicU64,
     tool_calls: AtomicU64,
 }
@@ -107,6 +110,17 @@ impl Metrics {
     /// Records how long a tool call waited for its `ToolCalled` record to be durable.
     pub fn record_latency(&self, elapsed: Duration) {
         self.record.observe(elapsed);
+    }
+
+    /// Records how long the upstream took to answer with its response headers.
+    pub fn upstream_latency(&self, elapsed: Duration) {
+        self.upstream.observe(elapsed);
+    }
+
+    /// Records how long the gateway took to answer a request with its response headers (for a
+    /// JSON answer, its whole body).
+    pub fn request_latency(&self, elapsed: Duration) {
+        self.request.observe(elapsed);
     }
 
     /// Counts streams closed because their token was revoked.
@@ -139,6 +153,16 @@ impl Metrics {
             &mut out,
             "rollcall_gateway_record_seconds",
             "Wait for a tool call's ToolCalled record to be durable before it is forwarded.",
+        );
+        self.upstream.render(
+            &mut out,
+            "rollcall_gateway_upstream_seconds",
+            "Time from forwarding a request to the upstream's response headers.",
+        );
+        self.request.render(
+            &mut out,
+            "rollcall_gateway_request_seconds",
+            "Time from a request's arrival at /mcp to the gateway's response headers (a whole JSON answer).",
         );
         out.push_str("# HELP rollcall_gateway_open_streams Event streams open through the gateway.\n");
         out.push_str("# TYPE rollcall_gateway_open_streams gauge\n");

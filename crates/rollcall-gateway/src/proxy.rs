@@ -49,8 +49,11 @@ pub(crate) async fn mcp_in_workspace(
 }
 
 async fn handle(inner: &Inner, workspace: Option<String>, request: Request) -> Response {
+    let started = Instant::now();
     let mut request_id = None;
-    match handle_checked(inner, workspace, request, &mut request_id).await {
+    let answered = handle_checked(inner, workspace, request, &mut request_id).await;
+    inner.metrics.request_latency(started.elapsed());
+    match answered {
         Ok(response) => {
             inner.metrics.outcome(Outcome::Ok);
             response
@@ -129,7 +132,10 @@ async fn handle_checked(
         }
     }
     let response_timeout = Duration::from_millis(inner.options.upstream_response_timeout_ms);
-    let upstream_response = match tokio::time::timeout(response_timeout, inner.http.request(upstream_request)).await {
+    let forwarded = Instant::now();
+    let answered = tokio::time::timeout(response_timeout, inner.http.request(upstream_request)).await;
+    inner.metrics.upstream_latency(forwarded.elapsed());
+    let upstream_response = match answered {
         Ok(Ok(response)) => response,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, workspace_id = %info.workspace_id, "upstream unreachable");

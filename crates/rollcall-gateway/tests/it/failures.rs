@@ -94,16 +94,26 @@ async fn bad_tokens_bad_bodies_and_other_workspaces_are_refused() -> Result<()> 
     ensure!(metrics.contains("rollcall_gateway_requests_total{outcome=\"forbidden\"} 1"), "{metrics}");
     ensure!(metrics.contains("rollcall_gateway_requests_total{outcome=\"revoked\"} 1"), "{metrics}");
     ensure!(metrics.contains("rollcall_gateway_check_seconds_count"), "{metrics}");
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|count| count.parse::<u64>().ok())
+    };
     // Every recorded tool call's wait for its durable record is in the histogram.
-    let recorded = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("rollcall_gateway_record_seconds_count "))
-        .and_then(|count| count.parse::<u64>().ok());
-    let calls = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("rollcall_gateway_tool_calls_total "))
-        .and_then(|count| count.parse::<u64>().ok());
+    let recorded = value("rollcall_gateway_record_seconds_count");
+    let calls = value("rollcall_gateway_tool_calls_total");
     ensure!(recorded.is_some_and(|r| r > 0) && recorded == calls, "{metrics}");
+    // Every request, whatever its outcome, is in the request histogram; every forwarded one in
+    // the upstream histogram.
+    let requests: u64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("rollcall_gateway_requests_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    ensure!(value("rollcall_gateway_request_seconds_count") == Some(requests), "{metrics}");
+    let forwarded = value("rollcall_gateway_upstream_seconds_count");
+    ensure!(forwarded.is_some_and(|f| f >= calls.unwrap_or(0) && f <= requests), "{metrics}");
     Ok(())
 }
 
