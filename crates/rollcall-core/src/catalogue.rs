@@ -77,7 +77,7 @@ impl Event {
             id,
             event_type: self.event_type().to_owned(),
             schema_version: self.schema_version(),
-            data: Bytes::from(serde_json::to_vec(&self.to_json()).expect("json values serialise")),
+            data: Bytes::from(self.to_json_bytes()),
             metadata,
         }
     }

@@ -133,6 +133,14 @@ macro_rules! catalogue {
                 value.expect("event payloads always serialise")
             }
 
+            /// The payload as JSON text, with its fields in declaration order. Written straight
+            /// from the payload, without the tree of [`Event::to_json`]: every tool call
+            /// serialises two events on the gateway's hot path.
+            pub fn to_json_bytes(&self) -> Vec<u8> {
+                let bytes = match self { $( Event::$variant(p) => serde_json::to_vec(p), )* };
+                bytes.expect("event payloads always serialise")
+            }
+
             /// Decodes a payload of the *current* version.
             pub(crate) fn from_current_json(event_type: &str, value: serde_json::Value) -> Result<Event, crate::catalogue::DecodeError> {
                 match event_type {

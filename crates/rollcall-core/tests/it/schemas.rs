@@ -190,7 +190,9 @@ fn every_event_the_code_produces_validates_against_its_schema_file() {
         let schema: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(schemas_dir().join(&name)).unwrap()).unwrap();
         let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let payload = event.to_json();
+        // What is stored: the payload's own serialisation, the same JSON as its tree.
+        let payload: serde_json::Value = serde_json::from_slice(&event.to_json_bytes()).unwrap();
+        assert_eq!(payload, event.to_json(), "{}: stored JSON and JSON tree differ", event.event_type());
         let errors: Vec<String> = validator.iter_errors(&payload).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{} does not validate against {name}: {errors:?}", event.event_type());
     }
