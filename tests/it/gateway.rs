@@ -156,7 +156,7 @@ fn two_gateway_processes_share_the_rate_limit_and_a_removal_stops_the_token_unde
         args.extend(shared);
         args
     };
-    let _projector = Process::start("rollcall project", &with("project"));
+    let projector = Process::start("rollcall project", &with("project"));
     let mut api_args = with("api");
     api_args.extend(["--data-dir", data_dir.as_str()]);
     let api = Process::start("rollcall api", &api_args);
@@ -231,7 +231,13 @@ fn two_gateway_processes_share_the_rate_limit_and_a_removal_stops_the_token_unde
         .output()
         .expect("rollcall runs");
     let returned = Instant::now();
-    assert!(output.status.success(), "member remove failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "member remove failed: {}\nthe projector's logs:\n{}\nthe api's logs:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        projector.logs(),
+        api.logs()
+    );
     std::thread::sleep(Duration::from_millis(700));
     stop.store(true, Ordering::Relaxed);
     let shots: Vec<Shot> = upstream.block_on(async { futures_join(hammers).await }).into_iter().flatten().collect();

@@ -328,6 +328,7 @@ impl Writer {
                 && let Err(e) = self.preallocate(end)
             {
                 self.fail("preallocating the log", e);
+                group.durability = Durability::Failed;
                 return group;
             }
             if let Err(e) = self.active.write_all_at(buf, buf_start_len) {
