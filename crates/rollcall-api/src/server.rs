@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
+use axum::serve::ListenerExt;
 use chrono::Utc;
 use futures::future::BoxFuture;
 use rollcall_analytics::{InProcessAnalytics, RedisAnalytics};
@@ -262,6 +263,14 @@ impl Server {
             tokio::spawn(sweep_expired(service.clone(), Duration::from_millis(expiry_sweep_interval_ms.max(10))));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            // TCP_NODELAY: `rollcall serve` relays MCP event streams, whose small writes would
+            // otherwise wait for the client's delayed acknowledgements (see the gateway's
+            // `without_nagle`).
+            let listener = listener.tap_io(|stream: &mut tokio::net::TcpStream| {
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+                }
+            });
             let served = axum::serve(listener, app.into_make_service())
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;

@@ -99,7 +99,7 @@ pub async fn serve_gateway(settings: ServeGateway) -> Result<()> {
     let upstreams = Arc::new(FixedUpstreams::new().with(settings.workspace_id, settings.upstream));
     let gateway = Gateway::new(authority, upstreams, store, options)?;
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
-    axum::serve(listener, router(gateway).into_make_service()).await?;
+    axum::serve(crate::without_nagle(listener), router(gateway).into_make_service()).await?;
     Ok(())
 }
 

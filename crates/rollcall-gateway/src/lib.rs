@@ -30,7 +30,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::{ListenerExt, TapIo};
 use rollcall_store::{EventStore, StoreError};
+use tokio::net::{TcpListener, TcpStream};
 
 pub use authority::{AuthorityError, RateLimit, TokenAuthority, TokenInfo, TokenKind, TokenStatus, Verdict};
 pub use error::GatewayError;
@@ -98,14 +100,29 @@ pub async fn build(config: &GatewayConfig) -> Result<Gateway, RunError> {
 /// Runs a stand-alone gateway until `shutdown` completes.
 pub async fn run(config: GatewayConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
     let gateway = build(&config).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| RunError::Bind { addr: config.listen, source })?;
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|source| RunError::Bind { addr: config.listen, source })?;
     tracing::info!(listen = %config.listen, redis = config.redis.is_some(), "gateway listening");
-    axum::serve(listener, router(gateway.clone()).into_make_service())
+    axum::serve(without_nagle(listener), router(gateway.clone()).into_make_service())
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(RunError::Serve)?;
     gateway.shutdown().await;
     Ok(())
+}
+
+/// The listener with `TCP_NODELAY` set on every connection it accepts.
+///
+/// The gateway relays an event stream as it comes: the response headers, then each event in its
+/// own small write. With Nagle's algorithm on, every small write that follows another one waits
+/// until the client acknowledges the first, and a client delays its acknowledgements (up to
+/// 40 ms on Linux); an answer sent as an event stream would wait that long behind its headers.
+pub fn without_nagle(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)> {
+    listener.tap_io(set_nodelay as fn(&mut TcpStream))
+}
+
+fn set_nodelay(stream: &mut TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+    }
 }

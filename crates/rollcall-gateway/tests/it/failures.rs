@@ -259,3 +259,16 @@ async fn run_serves_a_stand_alone_gateway_until_shutdown() -> Result<()> {
     tokio::time::timeout(Duration::from_secs(5), server).await???;
     Ok(())
 }
+
+/// An event stream's small writes must not wait for the client's delayed acknowledgements.
+#[tokio::test]
+async fn accepted_connections_send_small_writes_at_once() -> Result<()> {
+    use axum::serve::Listener;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let mut listener = rollcall_gateway::without_nagle(listener);
+    let (client, (accepted, _)) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+    let _client = client?;
+    ensure!(accepted.nodelay()?, "TCP_NODELAY is not set on an accepted connection");
+    Ok(())
+}
