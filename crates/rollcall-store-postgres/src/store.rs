@@ -50,8 +50,11 @@ struct Sql {
     is_settled: String,
 }
 
+/// The columns of a read event. `tx` is read as text (no Rust type maps `xid8`) under another
+/// name: an output column named `tx` would be what `ORDER BY tx` sorts by, and as text
+/// `"10" < "9"`, so reads would leave the global order once transaction ids gain a digit.
 const EVENT_COLUMNS: &str =
-    "tx::text, position, stream, revision, id, event_type, schema_version, data, metadata::text";
+    "tx::text AS tx_text, position, stream, revision, id, event_type, schema_version, data, metadata::text";
 
 impl Sql {
     fn new(schema: &str) -> Sql {
@@ -75,11 +78,11 @@ impl Sql {
                  ORDER BY tx, position LIMIT $7"
             ),
             newest: format!(
-                "SELECT tx::text, position, tx < pg_snapshot_xmin(pg_current_snapshot()) \
+                "SELECT tx::text AS tx_text, position, tx < pg_snapshot_xmin(pg_current_snapshot()) \
                  FROM {schema}.events ORDER BY tx DESC, position DESC LIMIT 1"
             ),
             settled_head: format!(
-                "SELECT tx::text, position FROM {schema}.events \
+                "SELECT tx::text AS tx_text, position FROM {schema}.events \
                  WHERE tx < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY tx DESC, position DESC LIMIT 1"
             ),
             is_settled: "SELECT $1::text::xid8 < pg_snapshot_xmin(pg_current_snapshot())".to_owned(),

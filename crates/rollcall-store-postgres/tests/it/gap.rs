@@ -170,3 +170,50 @@ async fn concurrent_slow_writers_never_cause_a_gap() -> anyhow::Result<()> {
     assert!(tokio::time::timeout(Duration::from_millis(200), sub.next()).await.is_err(), "no duplicates follow");
     Ok(())
 }
+
+/// The global order is numeric in transaction ids, whatever their number of digits: a cluster's
+/// ids pass 10, 100, ..., 10^k once each, and every store on it must keep reading in order
+/// across that step. Events are written with ids on both sides of such steps, behind the store's
+/// back; the head, paged reads and a subscription with small pages must all follow 9 < 10 and
+/// 99 < 100, then go on with a real append.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_ids_keep_their_order_when_they_gain_a_digit() -> anyhow::Result<()> {
+    let (store, _guard) = support::store_with(|o| o.subscription_buffer_events = 2).await;
+    let raw = support::raw_client().await;
+    // Every one of these ids is older than any transaction still running on a cluster.
+    let ids_in_order: [u64; 7] = [8, 9, 10, 11, 99, 100, 101];
+    let insert = format!(
+        "INSERT INTO {}.events (tx, stream, revision, id, event_type, schema_version, data, metadata) \
+         VALUES ($1::text::xid8, $2, 0, $3, 'Faked', 1, $4, $5::text::jsonb)",
+        store.schema()
+    );
+    // Written in an order that is neither numeric nor textual.
+    for tx in [100u64, 9, 101, 8, 11, 99, 10] {
+        let faked = event("Faked");
+        let metadata = serde_json::to_string(&faked.metadata)?;
+        raw.execute(&insert, &[&tx.to_string(), &format!("digits-{tx}"), &faked.id, &faked.data.to_vec(), &metadata])
+            .await?;
+    }
+    let streams_in_order: Vec<String> = ids_in_order.iter().map(|tx| format!("digits-{tx}")).collect();
+    let streams = |events: &[RecordedEvent]| events.iter().map(|e| e.stream.clone()).collect::<Vec<_>>();
+
+    assert_eq!(store.head().await?.commit, 101, "the head is the numerically newest transaction");
+    let mut paged = Vec::new();
+    let mut after = Position::START;
+    loop {
+        let page = store.read_all(after, &EventFilter::all(), 2).await?;
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        paged.extend(page);
+    }
+    assert_eq!(streams(&paged), streams_in_order, "read_all pages follow the numeric order");
+
+    let mut sub = store.subscribe(Position::START, EventFilter::all()).await?;
+    let got = take(&mut sub, ids_in_order.len()).await;
+    assert_eq!(streams(&got), streams_in_order, "the subscription follows the numeric order");
+    let appended = store.append("digits-real", ExpectedRevision::NoStream, vec![event("Real")]).await?;
+    assert!(appended.position.commit > 101);
+    let got = take(&mut sub, 1).await;
+    assert_eq!(got[0].position, appended.position, "and goes on with the next real append");
+    Ok(())
+}
