@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rollcall_store::{EventStore, ExpectedRevision, StoreError};
+use rollcall_store::{EventFilter, EventStore, ExpectedRevision, Position, StoreError};
 
 use crate::workload::{TokenStream, tool_called};
 
@@ -66,6 +66,29 @@ pub async fn run_append(
     }
     Ok(AppendRun { events: per_task * tasks as u64, payload_bytes, elapsed: started.elapsed() })
 }
+
+/// How long a new subscription from the start takes to deliver the first `events` events of
+/// `store`, as a projection catching up with the log does.
+pub async fn catch_up(store: &dyn EventStore, events: u64) -> anyhow::Result<Duration> {
+    use futures::StreamExt;
+    let started = Instant::now();
+    let mut subscription = store.subscribe(Position::START, EventFilter::all()).await?;
+    for delivered in 0..events {
+        match tokio::time::timeout(CATCH_UP_WAIT, subscription.next()).await {
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => return Err(anyhow::Error::from(e).context(format!("after {delivered} events"))),
+            Ok(None) => anyhow::bail!("the subscription ended after {delivered} of {events} events"),
+            Err(_) => anyhow::bail!(
+                "the subscription delivered {delivered} of {events} events, then nothing for {} s",
+                CATCH_UP_WAIT.as_secs()
+            ),
+        }
+    }
+    Ok(started.elapsed())
+}
+
+/// Longest wait for the next event while catching up.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(60);
 
 /// Bytes of every file directly in `dir`.
 pub fn dir_bytes(dir: &Path) -> anyhow::Result<u64> {

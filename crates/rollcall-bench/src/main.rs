@@ -202,6 +202,10 @@ async fn append(args: AppendArgs) -> anyhow::Result<()> {
     let log = Arc::new(EmbeddedLog::open(&group_dir, EmbeddedOptions::default()).await?);
     let group = append::run_append(log.clone(), tokens.clone(), args.events, args.tasks).await?;
     close(log).await?;
+    let log = EmbeddedLog::open(&group_dir, EmbeddedOptions::default()).await?;
+    let caught_up = append::catch_up(&log, group.events).await?;
+    close(Arc::new(log)).await?;
+    let catch_up_events_per_s = group.events as f64 / caught_up.as_secs_f64();
     let log_bytes = append::dir_bytes(&group_dir)?;
     let bytes_per_event = log_bytes as f64 / group.events as f64;
 
@@ -246,10 +250,13 @@ async fn append(args: AppendArgs) -> anyhow::Result<()> {
         "disk_limit_events_per_s": disk_events_per_s.round(),
         "group_commit_vs_naive": round2(events_per_s / naive.events_per_s()),
         "group_commit_vs_disk_limit": round2(events_per_s / disk_events_per_s),
+        "catch_up_events_per_s": catch_up_events_per_s.round(),
     });
     if let Some(server) = server {
         let ratio = events_per_s / server["events_per_s"].as_f64().unwrap_or(f64::NAN);
         report["embedded_vs_server"] = json!(round2(ratio));
+        let catch_up_ratio = catch_up_events_per_s / server["catch_up_events_per_s"].as_f64().unwrap_or(f64::NAN);
+        report["embedded_vs_server_catch_up"] = json!(round2(catch_up_ratio));
         report["server"] = server;
     }
     if args.common.json {

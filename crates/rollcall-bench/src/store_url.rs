@@ -47,6 +47,7 @@ pub async fn append_report(
     tasks: usize,
 ) -> anyhow::Result<Value> {
     let run = append::run_append(store.store.clone(), tokens, events, tasks).await?;
+    let caught_up = append::catch_up(&*store.store, run.events).await?;
     Ok(json!({
         "backend": store.backend,
         "events": run.events,
@@ -54,6 +55,7 @@ pub async fn append_report(
         "elapsed_s": run.elapsed.as_secs_f64(),
         "events_per_s": run.events_per_s().round(),
         "payload_mb_per_s": (run.payload_bytes as f64 / run.elapsed.as_secs_f64() / 1_000_000.0 * 100.0).round() / 100.0,
+        "catch_up_events_per_s": (run.events as f64 / caught_up.as_secs_f64()).round(),
     }))
 }
 
